@@ -1,0 +1,35 @@
+"""VRAdam, velocity-regularized Adam: the backend-agnostic specification.
+
+``vradam`` itself depends on numpy only and defines the update as pure functions
+(:mod:`vradam.spec`). The framework adapters are separate modules, imported only
+when used: ``vradam.torch``, ``vradam.jax`` and ``vradam.keras``. The golden
+trajectories that every adapter must reproduce live in ``vradam.conformance``.
+"""
+
+from vradam.hyperparams import DEFAULTS, Hyperparams, validate_hyperparams
+from vradam.spec import (
+    StepInfo,
+    TensorState,
+    apply_update,
+    effective_lr,
+    init_state,
+    step,
+    update_moments,
+    velocity_sq_norm,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULTS",
+    "Hyperparams",
+    "StepInfo",
+    "TensorState",
+    "apply_update",
+    "effective_lr",
+    "init_state",
+    "step",
+    "update_moments",
+    "velocity_sq_norm",
+    "validate_hyperparams",
+]
