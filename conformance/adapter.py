@@ -25,7 +25,7 @@ class StepReport:
     """S and each group's η that an implementation reports after a step.
 
     Either may be ``None`` when the implementation does not expose it; the
-    runner then skips those comparisons and says so in its report.
+    runner then skips those comparisons and lists them in its report.
     """
 
     __slots__ = ("effective_lrs", "velocity_sq_norm")
@@ -85,7 +85,9 @@ class Run(abc.ABC):
         """Replace parameters and optimizer state, casting to the run's dtype.
 
         The runner uses this for single-step checks: it loads the golden state
-        after step k and compares one step against the golden step k + 1.
+        after step k into a run created with ``loss=None``, takes one step with
+        the golden gradients, and compares it with the golden step k + 1. A tensor
+        whose t is 0 has zero moments.
         """
 
 

@@ -1,7 +1,9 @@
 r"""The VRAdam update as pure numpy functions: the single definition of the math.
 
-Notation follows Adam, not the paper: ``m`` is the first moment (the paper's
-velocity ``v``) and ``v`` is the second moment (the paper's ``m``). One step, for
+The source is Vaidhyanathan, Schorling, Ares and Osborne, "A Physics-Inspired
+Optimizer: Velocity Regularized Adam" (arXiv 2505.13196), Algorithm 1. Notation
+follows Adam, not that paper: ``m`` is the first moment (the paper's velocity
+``v``) and ``v`` is the second moment (the paper's ``m``). One step, for
 the tensors that have a gradient this step:
 
 .. math::
