@@ -1,0 +1,117 @@
+"""Invalid input to vradam.torch.VRAdam: the message, and an optimizer left as it was."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch_helpers import make_grads, make_params
+
+from vradam.torch import VRAdam
+
+# (keyword arguments, exception, the argument name the message must show, value shown)
+BAD_HYPERPARAMS = [
+    ({"lr": -1.0}, ValueError, "lr", "-1.0"),
+    ({"lr": math.nan}, ValueError, "lr", "nan"),
+    ({"lr": math.inf}, ValueError, "lr", "inf"),
+    ({"lr": "0.1"}, TypeError, "lr", "'0.1'"),
+    ({"betas": (1.0, 0.999)}, ValueError, "betas[0]", "1.0"),
+    ({"betas": (-0.1, 0.999)}, ValueError, "betas[0]", "-0.1"),
+    ({"betas": (0.9, 1.5)}, ValueError, "betas[1]", "1.5"),
+    ({"betas": (0.9, None)}, TypeError, "betas[1]", "None"),
+    ({"beta3": -1.0}, ValueError, "beta3", "-1.0"),
+    ({"beta3": math.inf}, ValueError, "beta3", "inf"),
+    ({"alpha1": -0.5}, ValueError, "alpha1", "-0.5"),
+    ({"alpha1": math.nan}, ValueError, "alpha1", "nan"),
+    ({"eps": -1e-8}, ValueError, "eps", "-1e-08"),
+    ({"weight_decay": -0.1}, ValueError, "weight_decay", "-0.1"),
+    ({"weight_decay": True}, TypeError, "weight_decay", "True"),
+    ({"maximize": 1}, TypeError, "maximize", "1"),
+    ({"foreach": "yes"}, TypeError, "foreach", "'yes'"),
+]
+BAD_IDS = [
+    f"{next(iter(kwargs))}={next(iter(kwargs.values()))!r}" for kwargs, *_ in BAD_HYPERPARAMS
+]
+
+BAD_BETAS = [0.9, (0.9,), (0.9, 0.99, 0.999), "ab", None]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "name", "shown"), BAD_HYPERPARAMS, ids=BAD_IDS)
+def test_constructor_rejects(kwargs, error, name, shown):
+    with pytest.raises(error) as excinfo:
+        VRAdam(make_params(), **kwargs)
+    assert f"Invalid {name}" in str(excinfo.value)
+    assert shown in str(excinfo.value)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "name", "shown"), BAD_HYPERPARAMS, ids=BAD_IDS)
+def test_add_param_group_rejects(kwargs, error, name, shown):
+    first, second = make_params(shapes=[(2,), (3,)])
+    optimizer = VRAdam([first])
+    before = optimizer.state_dict()
+    with pytest.raises(error) as excinfo:
+        optimizer.add_param_group({"params": [second], **kwargs})
+    assert f"Invalid {name}" in str(excinfo.value)
+    assert len(optimizer.param_groups) == 1
+    assert optimizer.state_dict() == before
+
+
+@pytest.mark.parametrize("betas", BAD_BETAS, ids=repr)
+def test_betas_must_be_pair(betas):
+    with pytest.raises(TypeError) as excinfo:
+        VRAdam(make_params(), betas=betas)
+    assert "Invalid betas: expected a pair" in str(excinfo.value)
+    assert repr(betas) in str(excinfo.value)
+
+
+def test_lr_tensor_must_have_one_element():
+    with pytest.raises(ValueError, match=r"Invalid lr: .* shape \(2,\)"):
+        VRAdam(make_params(), lr=torch.tensor([0.1, 0.2]))
+
+
+def test_lr_tensor_must_be_floating():
+    with pytest.raises(ValueError, match=r"Invalid lr: .* torch\.int64"):
+        VRAdam(make_params(), lr=torch.tensor(1))
+
+
+def test_alpha1_inf_accepted():
+    optimizer = VRAdam(make_params(), alpha1=math.inf)
+    assert optimizer.param_groups[0]["alpha1"] == math.inf
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+def test_sparse_grad_rejected(foreach):
+    dense, embedding = make_params(shapes=[(3,), (4, 2)])
+    optimizer = VRAdam([{"params": [dense]}, {"params": [embedding]}], foreach=foreach)
+    dense.grad = torch.ones(3, dtype=torch.float64)
+    embedding.grad = torch.ones(4, 2, dtype=torch.float64).to_sparse()
+    before = [p.detach().clone() for p in (dense, embedding)]
+
+    with pytest.raises(RuntimeError) as excinfo:
+        optimizer.step()
+
+    message = str(excinfo.value)
+    assert "does not support sparse gradients" in message
+    assert "param group 1" in message
+    assert len(optimizer.state) == 0
+    assert optimizer.velocity_sq_norm is None
+    assert torch.equal(dense, before[0])
+    assert torch.equal(embedding, before[1])
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+def test_sparse_grad_after_steps_keeps_state(foreach):
+    params = make_params(shapes=[(3,), (4, 2)])
+    optimizer = VRAdam(params, foreach=foreach)
+    for grads in make_grads(params, 2):
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        optimizer.step()
+    before = {k: v.clone() for k, v in optimizer.state[params[0]].items()}
+    params[1].grad = params[1].grad.to_sparse()
+
+    with pytest.raises(RuntimeError, match="sparse gradients"):
+        optimizer.step()
+    for key, value in before.items():
+        assert torch.equal(optimizer.state[params[0]][key], value)
