@@ -30,6 +30,6 @@ __all__ = [
     "init_state",
     "step",
     "update_moments",
-    "velocity_sq_norm",
     "validate_hyperparams",
+    "velocity_sq_norm",
 ]

@@ -161,7 +161,7 @@ def step(
         )
 
     new_states = []
-    for group_grads, group_states, hp in zip(grads, states, hyperparams):
+    for group_grads, group_states, hp in zip(grads, states, hyperparams, strict=True):
         new_states.append([
             state if grad is None else update_moments(grad, state, hp)
             for grad, state in zip(group_grads, group_states, strict=True)
@@ -169,8 +169,8 @@ def step(
 
     updated_moments = [
         state.exp_avg
-        for group_grads, group_states in zip(grads, new_states)
-        for grad, state in zip(group_grads, group_states)
+        for group_grads, group_states in zip(grads, new_states, strict=True)
+        for grad, state in zip(group_grads, group_states, strict=True)
         if grad is not None
     ]
     sq_norm = velocity_sq_norm(updated_moments)
@@ -179,7 +179,7 @@ def step(
 
     new_params = []
     for group_params, group_grads, group_states, hp, lr in zip(
-        params, grads, new_states, hyperparams, lrs
+        params, grads, new_states, hyperparams, lrs, strict=True
     ):
         new_params.append([
             param if grad is None else apply_update(param, state, lr, hp)
