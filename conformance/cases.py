@@ -268,6 +268,39 @@ CASES: tuple[Case, ...] = (
         ),
     ),
     Case(
+        name="adamw-groups",
+        guards="β3 = 0 across groups, absent gradients, maximize and a schedule: still AdamW",
+        tags=("replay", "adamw-equivalent", "groups", "absent-gradients", "maximize", "schedule"),
+        kind="replay",
+        steps=20,
+        seed=24,
+        schedule="warmup-quadratic",
+        groups=(
+            GroupSpec(
+                (
+                    TensorSpec((3, 2), grad_bias=0.5),
+                    TensorSpec((4,), grad_bias=1.0, absent_steps=frozenset({2, 3, 9})),
+                ),
+                _HP.replace(lr=2e-2, beta3=0.0, weight_decay=1e-2),
+            ),
+            GroupSpec(
+                (TensorSpec((5,), grad_scale=2.0, absent_steps=frozenset({4, 5})),),
+                _HP.replace(lr=5e-3, beta3=0.0, weight_decay=0.1, maximize=True),
+            ),
+        ),
+    ),
+    Case(
+        name="adamw-quadratic",
+        guards="closed loop with α1 = 0 on a quadratic: the framework's AdamW must agree",
+        tags=("closed-loop", "adamw-equivalent"),
+        kind="closed-loop",
+        steps=60,
+        seed=25,
+        loss="quadratic",
+        loss_params=(("min_eigenvalue", 0.5), ("max_eigenvalue", 20.0)),
+        groups=(GroupSpec(_tensors((3,), (2,)), _HP.replace(lr=5e-2, alpha1=0.0)),),
+    ),
+    Case(
         name="gate-unsaturated",
         guards="β3·S below α1: η follows S continuously",
         tags=("replay", "gate"),

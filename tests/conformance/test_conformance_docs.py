@@ -25,14 +25,14 @@ def test_adapter_example_passes_adamw_cases(capsys):
     namespace = {}
     exec(compile(example, str(DOC), "exec"), namespace)
     assert namespace["report"].ok, str(namespace["report"])
-    assert namespace["report"].cases_run == ["beta3-zero", "alpha1-zero"]
+    assert namespace["report"].cases_run == ["beta3-zero", "alpha1-zero", "adamw-groups"]
 
 
 def test_adapter_example_fails_gated_case():
     pytest.importorskip("torch")
     text = DOC.read_text(encoding="utf-8")
     example = re.search(r"```python\n(import numpy as np\n.*?)```", text, re.DOTALL).group(1)
-    example = example.replace('tags=["adamw-equivalent"]', 'cases=["defaults"]')
+    example = example.replace('tags=["adamw-equivalent", "replay"]', 'cases=["defaults"]')
     namespace = {}
     exec(compile(example, str(DOC), "exec"), namespace)
     assert not namespace["report"].ok

@@ -33,7 +33,12 @@ def test_float16_runs_low_precision_cases():
 
 def test_tags_select_cases():
     names = case_names(tags=["adamw-equivalent"])
-    assert names == ["beta3-zero", "alpha1-zero"]
+    assert names == ["beta3-zero", "alpha1-zero", "adamw-groups", "adamw-quadratic"]
+
+
+def test_tags_require_every_tag():
+    names = case_names(tags=["adamw-equivalent", "closed-loop"])
+    assert names == ["adamw-quadratic"]
 
 
 def test_cases_select_by_name():
