@@ -581,23 +581,25 @@ def _multi_tensor_apply_update(
         if decay_on_device is not None:
             torch._foreach_mul_(device_params, decay_on_device[device])
 
-        # No foreach op takes both a tensor scalar (η) and a list of per-tensor
-        # scalars, so η scales m first and the step scalars go to addcdiv_.
         steps = device_steps if compiling else [step_t.item() for step_t in device_steps]
         terms = [_step_terms(1.0, step, beta1, beta2, eps) for step in steps]
         step_scales = [scale for scale, _ in terms]
         denom_eps = [denom_eps for _, denom_eps in terms]
 
+        # No foreach op takes both a tensor scalar (η) and a list of per-tensor
+        # scalars, so η divides the denominators in place and the step scalars go
+        # to addcdiv_. Scaling m instead would allocate a second full-size buffer.
+        # With η = 0 the quotient is m/inf = 0, as η·m̂/(√v̂ + ε) is.
         denoms = torch._foreach_sqrt(device_exp_avg_sqs)
         torch._foreach_add_(denoms, denom_eps)
-        scaled_exp_avgs = torch._foreach_mul(device_exp_avgs, lr_on_device[device])
+        torch._foreach_div_(denoms, lr_on_device[device])
         if compiling:
             # Traced step counts make the scalars tensors, which the ScalarList
             # overload does not take; the compiler fuses the extra op anyway.
-            torch._foreach_mul_(scaled_exp_avgs, step_scales)
-            torch._foreach_addcdiv_(device_params, scaled_exp_avgs, denoms)
+            torch._foreach_div_(denoms, step_scales)
+            torch._foreach_add_(device_params, torch._foreach_div(device_exp_avgs, denoms))
         else:
-            torch._foreach_addcdiv_(device_params, scaled_exp_avgs, denoms, step_scales)
+            torch._foreach_addcdiv_(device_params, device_exp_avgs, denoms, step_scales)
 
 
 # Helpers.
