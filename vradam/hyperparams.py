@@ -11,6 +11,8 @@ import math
 import numbers
 from collections.abc import Mapping
 
+import numpy as np
+
 __all__ = ["DEFAULTS", "Hyperparams", "validate_hyperparams"]
 
 
@@ -37,10 +39,13 @@ _RULES: Mapping[str, tuple[str, object]] = {
     "weight_decay": ("a finite number >= 0", lambda x: 0.0 <= x < math.inf),
 }
 
-# Python objects that can never be a hyperparameter. Anything else that is not a
-# Python real number (a tensor, a numpy array, a JAX tracer) is passed through
-# unchecked, because reading its value could force a device sync or fail under tracing.
+# Python objects that are never a hyperparameter, even where they convert to a number.
 _NEVER_NUMBERS = (str, bytes, bool, complex, list, tuple, dict, set, type(None))
+
+
+def _is_array_like(value: object) -> bool:
+    """Whether ``value`` is a framework array: a tensor, a JAX array or a tracer."""
+    return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
 def validate_hyperparams(
@@ -60,6 +65,11 @@ def validate_hyperparams(
     Rules: ``lr``, ``beta3``, ``eps`` and ``weight_decay`` are finite and >= 0;
     ``beta1`` and ``beta2`` lie in [0, 1); ``alpha1`` is >= 0 and may be ``inf``;
     ``maximize`` is a bool. NaN fails every rule.
+
+    Python and numpy real numbers, and 0-d numpy arrays, are checked. A framework
+    array (a torch tensor, a JAX array or tracer) passes through unchecked, because
+    reading its value could force a device sync or fail under tracing; adapters
+    check the ones they can read cheaply. Any other object raises ``TypeError``.
 
     Args:
       names: the name a user typed for each spec name, for example
@@ -84,10 +94,21 @@ def validate_hyperparams(
     for key, value in values.items():
         name = names.get(key, key)
         rule, is_valid = _RULES[key]
-        if isinstance(value, _NEVER_NUMBERS):
-            raise TypeError(f"Invalid {name}: expected {rule}, received {name}={value!r}.")
-        if isinstance(value, numbers.Real) and not is_valid(float(value)):
-            raise ValueError(f"Invalid {name}: expected {rule}, received {name}={value!r}.")
+        message = f"Invalid {name}: expected {rule}, received {name}={value!r}."
+
+        if isinstance(value, np.ndarray):
+            if value.ndim != 0:
+                raise ValueError(
+                    f"Invalid {name}: expected a scalar, received an array of shape {value.shape}."
+                )
+            value = value[()]
+        if isinstance(value, _NEVER_NUMBERS) or isinstance(value, np.bool_):
+            raise TypeError(message)
+        if isinstance(value, numbers.Real):
+            if not is_valid(float(value)):
+                raise ValueError(message)
+        elif not _is_array_like(value):
+            raise TypeError(message)
 
     if not isinstance(maximize, bool):
         name = names.get("maximize", "maximize")

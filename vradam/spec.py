@@ -95,6 +95,11 @@ def from_real(x: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 def init_state(param: np.ndarray) -> TensorState:
     """Return the zero state of one tensor: t = 0 and zero moments in its real view."""
+    param = np.asarray(param)
+    if not (np.issubdtype(param.dtype, np.floating) or np.iscomplexobj(param)):
+        raise TypeError(
+            f"Invalid parameter dtype {param.dtype}: expected a floating-point or complex array."
+        )
     real = as_real(param)
     return TensorState(step=0, exp_avg=np.zeros_like(real), exp_avg_sq=np.zeros_like(real))
 
@@ -160,6 +165,8 @@ def step(
             f"received lengths {len(params)}, {len(grads)}, {len(states)}, {len(hyperparams)}."
         )
 
+    _check_step_inputs(params, grads, states, hyperparams)
+
     new_states = []
     for group_grads, group_states, hp in zip(grads, states, hyperparams, strict=True):
         new_states.append([
@@ -187,3 +194,33 @@ def step(
         ])
 
     return new_params, new_states, StepInfo(velocity_sq_norm=sq_norm, effective_lrs=lrs)
+
+
+def _check_step_inputs(params, grads, states, hyperparams) -> None:
+    """Raise unless the nested inputs of :func:`step` line up, naming what does not."""
+    for group, (group_params, group_grads, group_states, hp) in enumerate(
+        zip(params, grads, states, hyperparams, strict=True)
+    ):
+        if not isinstance(hp, Hyperparams):
+            raise TypeError(
+                f"Invalid hyperparams[{group}]: expected vradam.Hyperparams, "
+                f"received {type(hp).__name__}."
+            )
+        if not (len(group_params) == len(group_grads) == len(group_states)):
+            raise ValueError(
+                f"Group {group} has {len(group_params)} params, {len(group_grads)} grads "
+                f"and {len(group_states)} states; they must have one entry per tensor."
+            )
+        for index, (param, grad) in enumerate(zip(group_params, group_grads, strict=True)):
+            if grad is None:
+                continue
+            param, grad = np.asarray(param), np.asarray(grad)
+            if grad.shape != param.shape:
+                raise ValueError(
+                    f"Invalid grads[{group}][{index}]: expected shape {param.shape} like its "
+                    f"parameter, received shape {grad.shape}."
+                )
+            if np.iscomplexobj(grad) and not np.iscomplexobj(param):
+                raise TypeError(
+                    f"Invalid grads[{group}][{index}]: a complex gradient for a real parameter."
+                )

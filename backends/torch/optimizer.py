@@ -171,7 +171,12 @@ class VRAdam(Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("_last_step", {"velocity_sq_norm": None, "effective_lrs": None})
+        # A checkpoint of another optimizer, torch.optim.AdamW for example, has no
+        # beta3 or alpha1: those come from this optimizer's constructor arguments.
+        defaults = getattr(self, "defaults", {})
         for group in self.param_groups:
+            for key in ("beta3", "alpha1"):
+                group.setdefault(key, defaults.get(key, DEFAULTS[key]))
             group.setdefault("maximize", False)
             group.setdefault("foreach", None)
 
@@ -608,17 +613,40 @@ def _multi_tensor_apply_update(
 def _check_group(group: dict[str, Any]) -> None:
     """Raise if a parameter group's hyperparameters are invalid; change nothing."""
     betas = group["betas"]
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"Invalid betas: expected a pair (beta1, beta2), received betas={betas!r}.")
+    message = f"Invalid betas: expected a pair (beta1, beta2), received betas={betas!r}."
+    if not isinstance(betas, (tuple, list)):
+        raise TypeError(message)
+    if len(betas) != 2:
+        raise ValueError(message)
+
+    # Only lr may be a tensor, as in torch.optim.AdamW: the other hyperparameters
+    # enter foreach ops as Python scalars.
+    named = {"betas[0]": betas[0], "betas[1]": betas[1]}
+    named.update({key: group[key] for key in ("beta3", "alpha1", "eps", "weight_decay")})
+    for name, value in named.items():
+        if isinstance(value, Tensor):
+            raise TypeError(
+                f"Invalid {name}: expected a Python float, received a tensor ({value!r}); "
+                "only lr may be a tensor."
+            )
+
     lr = group["lr"]
-    if isinstance(lr, Tensor) and (lr.numel() != 1 or not lr.is_floating_point()):
-        raise ValueError(
-            "Invalid lr: a tensor lr must hold one floating-point element, received a "
-            f"tensor of shape {tuple(lr.shape)} and dtype {lr.dtype}."
-        )
+    if isinstance(lr, Tensor):
+        if lr.ndim != 0 or not lr.is_floating_point():
+            raise ValueError(
+                "Invalid lr: a tensor lr must be 0-d and floating-point, received a "
+                f"tensor of shape {tuple(lr.shape)} and dtype {lr.dtype}."
+            )
+        # A CPU tensor is read without a device sync, so its value is checked too.
+        # NOTE: an lr tensor on an accelerator is not range-checked.
+        if lr.device.type == "cpu":
+            validate_hyperparams(lr=lr.item(), names={"lr": "lr"})
+
     foreach = group["foreach"]
     if foreach is not None and not isinstance(foreach, bool):
-        raise TypeError(f"Invalid foreach: expected None, True or False, received {foreach!r}.")
+        raise TypeError(
+            f"Invalid foreach: expected None, True or False, received foreach={foreach!r}."
+        )
     validate_hyperparams(
         lr=lr,
         beta1=betas[0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import math
 
 import numpy as np
@@ -76,8 +77,20 @@ def test_numpy_scalar_checked():
         validate_hyperparams(beta1=np.float64(1.0))
 
 
-def test_array_passes_unchecked():
-    validate_hyperparams(lr=np.array(-1.0))
+def test_numpy_0d_array_checked():
+    with pytest.raises(ValueError, match="Invalid lr"):
+        validate_hyperparams(lr=np.array(-1.0))
+
+
+def test_numpy_array_must_be_scalar():
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        validate_hyperparams(lr=np.array([0.1, 0.2]))
+
+
+@pytest.mark.parametrize("value", [decimal.Decimal("0.001"), object(), np.True_])
+def test_unknown_object_raises_type_error(value):
+    with pytest.raises(TypeError, match="Invalid lr"):
+        validate_hyperparams(lr=value)
 
 
 def test_torch_tensor_passes_unchecked():

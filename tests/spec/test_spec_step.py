@@ -133,3 +133,32 @@ def test_zero_dim_tensor():
     (new,), _, _ = run([[np.array(1.0)]], [[[np.array(0.5)]]], [Hyperparams()])
     assert new[0].shape == ()
     assert new[0] < 1.0
+
+
+def test_step_rejects_grad_shape_mismatch():
+    param = np.ones(3)
+    with pytest.raises(ValueError, match=r"grads\[0\]\[0\].*\(3,\).*\(3, 1\)"):
+        step([[param]], [[np.ones((3, 1))]], [[init_state(param)]], [Hyperparams()])
+
+
+def test_step_rejects_complex_grad_for_real():
+    param = np.ones(3)
+    with pytest.raises(TypeError, match="complex gradient"):
+        step([[param]], [[np.ones(3) * 1j]], [[init_state(param)]], [Hyperparams()])
+
+
+def test_step_rejects_group_length_mismatch():
+    param = np.ones(3)
+    with pytest.raises(ValueError, match="Group 0 has 1 params, 2 grads"):
+        step([[param]], [[np.ones(3), np.ones(3)]], [[init_state(param)]], [Hyperparams()])
+
+
+def test_step_rejects_dict_hyperparams():
+    param = np.ones(3)
+    with pytest.raises(TypeError, match=r"hyperparams\[0\].*dict"):
+        step([[param]], [[np.ones(3)]], [[init_state(param)]], [{"lr": 0.1}])
+
+
+def test_init_state_rejects_integer_param():
+    with pytest.raises(TypeError, match="int64"):
+        init_state(np.array([1, 2, 3]))

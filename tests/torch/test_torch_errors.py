@@ -34,7 +34,23 @@ BAD_IDS = [
     f"{next(iter(kwargs))}={next(iter(kwargs.values()))!r}" for kwargs, *_ in BAD_HYPERPARAMS
 ]
 
-BAD_BETAS = [0.9, (0.9,), (0.9, 0.99, 0.999), "ab", None]
+BAD_BETAS = [
+    (0.9, TypeError),
+    ("ab", TypeError),
+    (None, TypeError),
+    ((0.9,), ValueError),
+    ((0.9, 0.99, 0.999), ValueError),
+]
+
+# Hyperparameters that must be Python numbers: only lr may be a tensor.
+TENSOR_HYPERPARAMS = [
+    ({"betas": (torch.tensor(0.9), 0.999)}, "betas[0]"),
+    ({"betas": (0.9, torch.tensor(0.999))}, "betas[1]"),
+    ({"beta3": torch.tensor(1.0)}, "beta3"),
+    ({"alpha1": torch.tensor(10.0)}, "alpha1"),
+    ({"eps": torch.tensor(1e-8)}, "eps"),
+    ({"weight_decay": torch.tensor(0.0)}, "weight_decay"),
+]
 
 
 @pytest.mark.parametrize(("kwargs", "error", "name", "shown"), BAD_HYPERPARAMS, ids=BAD_IDS)
@@ -57,17 +73,54 @@ def test_add_param_group_rejects(kwargs, error, name, shown):
     assert optimizer.state_dict() == before
 
 
-@pytest.mark.parametrize("betas", BAD_BETAS, ids=repr)
-def test_betas_must_be_pair(betas):
-    with pytest.raises(TypeError) as excinfo:
+@pytest.mark.parametrize(("betas", "error"), BAD_BETAS, ids=[repr(b) for b, _ in BAD_BETAS])
+def test_betas_must_be_pair(betas, error):
+    with pytest.raises(error) as excinfo:
         VRAdam(make_params(), betas=betas)
     assert "Invalid betas: expected a pair" in str(excinfo.value)
     assert repr(betas) in str(excinfo.value)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "name"), TENSOR_HYPERPARAMS, ids=[name for _, name in TENSOR_HYPERPARAMS]
+)
+def test_tensor_hyperparam_rejected(kwargs, name):
+    with pytest.raises(TypeError) as excinfo:
+        VRAdam(make_params(), **kwargs)
+    assert f"Invalid {name}" in str(excinfo.value)
+    assert "only lr may be a tensor" in str(excinfo.value)
+
+
 def test_lr_tensor_must_have_one_element():
     with pytest.raises(ValueError, match=r"Invalid lr: .* shape \(2,\)"):
         VRAdam(make_params(), lr=torch.tensor([0.1, 0.2]))
+
+
+def test_lr_tensor_must_be_0d():
+    with pytest.raises(ValueError, match=r"Invalid lr: .* shape \(1,\)"):
+        VRAdam(make_params(), lr=torch.tensor([0.1]))
+
+
+@pytest.mark.parametrize("value", [-0.1, math.nan, math.inf])
+def test_lr_cpu_tensor_range_checked(value):
+    with pytest.raises(ValueError, match="Invalid lr"):
+        VRAdam(make_params(), lr=torch.tensor(value))
+
+
+def test_adamw_checkpoint_loads_with_constructor_gate():
+    params = make_params()
+    adamw = torch.optim.AdamW(params, lr=0.01)
+    for p, g in zip(params, make_grads(params, 1)[0], strict=True):
+        p.grad = g
+    adamw.step()
+
+    optimizer = VRAdam(params, beta3=2.0, alpha1=5.0)
+    optimizer.load_state_dict(adamw.state_dict())
+    optimizer.step()
+    assert optimizer.param_groups[0]["beta3"] == 2.0
+    assert optimizer.param_groups[0]["alpha1"] == 5.0
+    assert optimizer.param_groups[0]["lr"] == 0.01
+    assert int(optimizer.state[params[0]]["step"]) == 2
 
 
 def test_lr_tensor_must_be_floating():
