@@ -71,7 +71,7 @@ def torch(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def jax(session: nox.Session) -> None:
-    """Test the JAX adapter, and the goldens against optax.adamw."""
+    """Test the goldens against optax.adamw, and the JAX adapter once it exists."""
     install_vradam(session, "jax")
     # tests/jax is where the JAX adapter's own tests will live.
     run_pytest(session, "tests/oracles/test_optax_oracle.py", "tests/jax")
@@ -79,19 +79,19 @@ def jax(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, name="keras-tensorflow")
 def keras_tensorflow(session: nox.Session) -> None:
-    """Test the Keras adapter on the TensorFlow backend, and keras.optimizers.AdamW."""
+    """Test the goldens against keras.optimizers.AdamW on the TensorFlow backend."""
     keras_session(session, "tensorflow", "tensorflow-cpu")
 
 
 @nox.session(python=PYTHON, name="keras-jax")
 def keras_jax(session: nox.Session) -> None:
-    """Test the Keras adapter on the JAX backend, and keras.optimizers.AdamW."""
+    """Test the goldens against keras.optimizers.AdamW on the JAX backend."""
     keras_session(session, "jax", "jax")
 
 
 @nox.session(python=PYTHON, name="keras-torch")
 def keras_torch(session: nox.Session) -> None:
-    """Test the Keras adapter on the PyTorch backend, and keras.optimizers.AdamW."""
+    """Test the goldens against keras.optimizers.AdamW on the PyTorch backend."""
     keras_session(session, "torch", "torch")
 
 

@@ -1,9 +1,10 @@
 """VRAdam, velocity-regularized Adam: the backend-agnostic specification.
 
 ``vradam`` itself depends on numpy only and defines the update as pure functions
-(:mod:`vradam.spec`). The framework adapters are separate modules, imported only
-when used: ``vradam.torch``, ``vradam.jax`` and ``vradam.keras``. The golden
-trajectories that every adapter must reproduce live in ``vradam.conformance``.
+(:mod:`vradam.spec`). Each framework adapter is a separate module, imported only
+when used: ``vradam.torch`` today, with ``vradam.jax`` and ``vradam.keras``
+reserved for the JAX/optax and Keras 3 adapters. The golden trajectories that
+every adapter must reproduce live in ``vradam.conformance``.
 """
 
 from vradam.hyperparams import DEFAULTS, Hyperparams, validate_hyperparams
