@@ -64,6 +64,8 @@ class Failure:
     max_rel_err: float
     tolerance: float
     detail: str = ""
+    #: True when ``Adapter.create`` raised, so nothing of the case was compared.
+    setup: bool = False
 
 
 @dataclasses.dataclass
@@ -86,13 +88,19 @@ class Report:
         """Return the names of the cases with at least one failure."""
         return {f.case for f in self.failures}
 
+    def setup_failed(self) -> bool:
+        """Return True if ``Adapter.create`` raised in every case run, so nothing was compared."""
+        setup_cases = {f.case for f in self.failures if f.setup}
+        return bool(self.cases_run) and setup_cases >= set(self.cases_run)
+
     def __str__(self) -> str:
         head = f"VRAdam conformance of {self.adapter} in {self.dtype} on {self.device}: "
+        run = len(self.cases_run)
         if self.ok:
-            lines = [head + f"{len(self.cases_run)} cases conform."]
+            lines = [head + (f"{run} case conforms." if run == 1 else f"{run} cases conform.")]
         else:
             failed = len(self.failed_cases())
-            lines = [head + f"{failed} of {len(self.cases_run)} cases failed.", ""]
+            lines = [head + f"{failed} of {run} {'case' if run == 1 else 'cases'} failed.", ""]
             lines += _table(self.failures)
         for case, reason in self.skipped:
             lines.append(f"skipped {case}: {reason}")
@@ -100,12 +108,18 @@ class Report:
         return "\n".join(lines)
 
 
+def _format_number(value: float) -> str:
+    # The runner stores NaN where a column does not apply (an exception, a NaN
+    # mismatch), never as a measured error, so the table shows "-" there.
+    return "-" if np.isnan(value) else f"{value:.3e}"
+
+
 def _table(failures: Sequence[Failure]) -> list[str]:
     header = ("case", "mode", "step", "check", "tensor", "max abs err", "max rel err",
               "tolerance", "detail")
     rows = [
-        (f.case, f.mode, str(f.step), f.check, f.tensor, f"{f.max_abs_err:.3e}",
-         f"{f.max_rel_err:.3e}", f"{f.tolerance:.3e}", f.detail)
+        (f.case, f.mode, str(f.step), f.check, f.tensor, _format_number(f.max_abs_err),
+         _format_number(f.max_rel_err), _format_number(f.tolerance), f.detail)
         for f in failures
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
@@ -273,6 +287,12 @@ def run_suite(
         try:
             checker.check_trajectory()
             checker.check_single_steps()
+        except _SetupError as error:
+            cause = error.__cause__
+            report.failures.append(Failure(
+                name, checker.mode, checker.current_step, "error", "-", np.nan, np.nan, np.nan,
+                f"Adapter.create raised {type(cause).__name__}: {cause}", setup=True,
+            ))
         except Exception as error:
             report.failures.append(Failure(
                 name, checker.mode, checker.current_step, "error", "-", np.nan, np.nan, np.nan,
@@ -297,6 +317,10 @@ def assert_conforms(
         raise AssertionError(str(report))
 
 
+class _SetupError(Exception):
+    """Wraps an exception from ``Adapter.create``, which is its ``__cause__``."""
+
+
 class _CaseChecker:
     """Compares one adapter with one golden case and appends failures to a report."""
 
@@ -317,10 +341,7 @@ class _CaseChecker:
     def check_trajectory(self) -> None:
         golden = self.golden
         self.mode = "trajectory"
-        run = self.adapter.create(
-            golden.params(0), golden.hyperparams(1), dtype=self.dtype, device=self.device,
-            loss=golden.loss(),
-        )
+        run = self._create(golden.params(0), golden.hyperparams(1), golden.loss())
         zeros = np.zeros(golden.layout.size)
         bounds = tolerances.rounding_bounds(golden.state(0)["theta"], zeros, zeros, self.u)
         # Closed loop: errors in θ feed back through the gradient, so the measured
@@ -354,9 +375,7 @@ class _CaseChecker:
             hyperparams = golden.hyperparams(step)
             # A replay run (no loss), so the golden gradient drives the step even in
             # closed-loop cases: this checks the optimizer, not the autodiff.
-            run = self.adapter.create(
-                golden.params(start), hyperparams, dtype=self.dtype, device=self.device, loss=None
-            )
+            run = self._create(golden.params(start), hyperparams, None)
             run.load(golden.params(start), golden.moments(start))
             reported = run.step(golden.grads(step), hyperparams)
             state = golden.state(start)
@@ -366,6 +385,13 @@ class _CaseChecker:
             step_bounds = self._propagate(bounds, step, 0.0)
             self._compare_step(step, run, reported, step_bounds, tolerances.SLACK)
             self._compare_moments(step, run, step_bounds.state, tolerances.SLACK)
+
+    def _create(self, params, hyperparams: list[Hyperparams], loss: Loss | None) -> Run:
+        try:
+            return self.adapter.create(params, hyperparams, dtype=self.dtype,
+                                       device=self.device, loss=loss)
+        except Exception as error:
+            raise _SetupError from error
 
     def _propagate(self, bounds: tolerances.Bounds, step: int, grad_error):
         golden = self.golden

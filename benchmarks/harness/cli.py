@@ -72,6 +72,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--seeds must be at least 1, received {args.seeds}")
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, received {args.threads}")
+    # mkdir(exist_ok=True) accepts an existing folder but raises FileExistsError for a file.
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        parser.error(
+            f"--out: {args.out} exists and is not a directory; pass a new or existing "
+            "folder for the report, results and plots"
+        )
     if args.out is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         args.out = Path("runs") / f"{args.tier}-{stamp}"
