@@ -311,8 +311,16 @@ def assert_conforms(
     cases: Iterable[str] | None = None,
     tags: Iterable[str] | None = None,
 ) -> None:
-    """Run the suite and raise AssertionError, with the failure table, if any case fails."""
+    """Run the suite and raise AssertionError, with the failure table, if any case fails.
+
+    A selection that runs no case also fails, so a misspelled tag cannot pass.
+    """
     report = run_suite(adapter, dtype=dtype, device=device, cases=cases, tags=tags)
+    if not report.cases_run:
+        raise AssertionError(
+            f"No case ran in {dtype}: cases={cases!r} and tags={tags!r} select nothing "
+            f"that applies to this dtype (skipped: {report.skipped})."
+        )
     if not report.ok:
         raise AssertionError(str(report))
 

@@ -170,3 +170,8 @@ class WrongCountAdapter(SpecAdapter):
 def test_step_count_compared_exactly():
     report = run_suite(WrongCountAdapter(), dtype="float64", cases=["absent-gradients"])
     assert {f.check for f in report.failures} == {"t"}
+
+
+def test_assert_conforms_rejects_empty_selection():
+    with pytest.raises(AssertionError, match="No case ran"):
+        assert_conforms(SpecAdapter(), dtype="float64", tags=["no-such-tag"])
