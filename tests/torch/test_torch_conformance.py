@@ -40,7 +40,9 @@ def test_low_precision_cases_run(dtype):
     assert len(report.cases_run) > 0
 
 
-def test_command_line_runs_adapter():
+def test_command_line_runs_adapter(tmp_path):
+    # Run outside the checkout: `python -m` puts the working directory first on
+    # sys.path, where the source folder vradam/ would shadow the installed package.
     result = subprocess.run(
         [
             sys.executable,
@@ -56,6 +58,7 @@ def test_command_line_runs_adapter():
         text=True,
         check=False,
         timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "conform" in result.stdout
