@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError:
         pass  # torch allows this once per process; a second main() in tests keeps the first.
     start = time.perf_counter()
+    # Read at the start: commits made while the run goes on must not be credited with it.
+    machine = report.machine_info(args.threads)
 
     def log(result):
         value = "diverged" if result.diverged else f"val {result.val:.4g}  test {result.test:.4g}"
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "tier": args.tier,
         "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "wall_seconds": time.perf_counter() - start,
-        "machine": report.machine_info(args.threads),
+        "machine": machine,
     }
     md = report.write_markdown(
         args.out / "report.md", meta=meta, outcomes=outcomes, plots=task_plots, edge=edge

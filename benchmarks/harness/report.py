@@ -180,7 +180,8 @@ def write_markdown(
             "seed 0 and kept the setting with the best validation metric. The table shows "
             "the test metric of that setting over fresh seeds 1..n as mean ± sample "
             "standard deviation. A difference counts as beyond seed noise when it exceeds twice "
-            "its standard error.",
+            "its standard error. That is a rule of thumb, not a significance test: with 3 to 5 "
+            "seeds a two-sided 95% t-test needs about 2.3 to 4.3 standard errors.",
             "",
         ]
         lines += [f"- {o.task.title}: {compare(o)}" for o in outcomes]
