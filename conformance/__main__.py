@@ -3,8 +3,8 @@
 MODULE:ATTR names an :class:`~vradam.conformance.adapter.Adapter` subclass (built
 with no arguments) or instance. Prints the report and exits with 1 if any case
 fails, 0 otherwise. Usage errors exit with 2: an adapter that cannot be loaded, a
-filter that selects no case that applies to the dtype, or an adapter whose
-``create`` raised in every case.
+filter that selects no case that applies to the dtype, an adapter whose
+``create`` raised in every case, or a missing or corrupt golden file.
 """
 
 from __future__ import annotations
@@ -120,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                            cases=args.cases, tags=args.tags)
     except (ImportError, AttributeError, TypeError, ValueError) as error:
         sys.stderr.write(f"error: {error}\n")
+        return 2
+    except (RuntimeError, OSError) as error:
+        # A missing or corrupt golden file: the installation is broken, not the adapter.
+        sys.stderr.write(f"error: cannot read the golden files: {error}\n")
         return 2
 
     if not report.cases_run:

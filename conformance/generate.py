@@ -1,9 +1,11 @@
-"""Write the golden trajectories: ``python -m vradam.conformance.generate [OUT_DIR]``.
+"""Write the golden trajectories: ``python -m vradam.conformance.generate OUT_DIR``.
 
 Runs every case of :mod:`vradam.conformance.cases` through :func:`vradam.spec.step`
-in float64 and writes one ``.npz`` per case and ``manifest.json`` into OUT_DIR
-(default: the ``goldens`` folder next to this file, which is what the package
-ships). The output is byte-identical across runs on the same numpy version.
+in float64 and writes one ``.npz`` per case and ``manifest.json`` into OUT_DIR.
+In a source checkout, ``conformance/goldens`` is the folder the package ships.
+OUT_DIR has no default, so an installed package's goldens, which its checksums
+protect, are never overwritten by accident. The output is byte-identical across
+runs on the same numpy version.
 """
 
 from __future__ import annotations
@@ -193,8 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write the golden trajectories of every conformance case from the spec.",
     )
     parser.add_argument(
-        "out_dir", nargs="?", type=Path, default=GOLDENS_DIR,
-        help=f"folder to write into (default: {GOLDENS_DIR})",
+        "out_dir", type=Path,
+        help="folder to write into; in a source checkout, conformance/goldens updates the "
+        "shipped goldens",
     )
     args = parser.parse_args(argv)
     manifest = generate(args.out_dir)

@@ -229,8 +229,8 @@ def load_case(name: str, folder: Path = GOLDENS_DIR, manifest: dict | None = Non
     if digest != entry["sha256"]:
         raise RuntimeError(
             f"Golden file {path} is corrupt: SHA-256 {digest} differs from the manifest's "
-            f"{entry['sha256']}. Reinstall vradam or regenerate with "
-            "`python -m vradam.conformance.generate`."
+            f"{entry['sha256']}. Reinstall vradam; in a source checkout, regenerate the "
+            "goldens with `python -m vradam.conformance.generate conformance/goldens`."
         )
     return GoldenCase(name, entry, read_npz(path))
 

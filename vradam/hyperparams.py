@@ -105,6 +105,10 @@ def validate_hyperparams(
         if isinstance(value, _NEVER_NUMBERS) or isinstance(value, np.bool_):
             raise TypeError(message)
         if isinstance(value, numbers.Real):
+            # Fraction and other exotic reals convert to float but fail in array
+            # arithmetic later, so only int, float and numpy numbers are accepted.
+            if not isinstance(value, (int, float, np.number)):
+                raise TypeError(message)
             if not is_valid(float(value)):
                 raise ValueError(message)
         elif not _is_array_like(value):

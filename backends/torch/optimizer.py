@@ -114,10 +114,17 @@ class VRAdam(Optimizer):
 
     Attributes:
         velocity_sq_norm (Tensor or None): S of the last step, a 0-d tensor of
-            float32, or of float64 when a parameter is float64; ``None`` before
-            the first step. Reading its value is what synchronizes, not the step.
+            float32, or of float64 when a tensor updated in that step is float64
+            or complex128. It is ``None`` before the first step and after
+            ``load_state_dict``. Reading its value is what synchronizes, not the step.
         effective_lrs (list[Tensor] or None): η of each parameter group in the last
-            step, 0-d tensors in group order; ``None`` before the first step.
+            step, 0-d tensors in group order, ``None`` when S is.
+
+    NOTE: parameters stored in float16 lose small second moments and the term
+    ε·√(1 − β2^t) to underflow, which can produce NaN or inf, exactly as in
+    :class:`torch.optim.AdamW`. Keep float32 parameters and compute in float16
+    with :func:`torch.autocast`. bfloat16 parameters have float32's range and do
+    not underflow this way.
 
     Example:
         >>> optimizer = VRAdam(model.parameters(), lr=1e-3)
@@ -170,7 +177,9 @@ class VRAdam(Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.__dict__.setdefault("_last_step", {"velocity_sq_norm": None, "effective_lrs": None})
+        # load_state_dict ends here too: S and η of a step taken before the load do
+        # not describe the loaded state, so they read None until the next step.
+        self._last_step = {"velocity_sq_norm": None, "effective_lrs": None}
         # A checkpoint of another optimizer, torch.optim.AdamW for example, has no
         # beta3 or alpha1: those come from this optimizer's constructor arguments.
         defaults = getattr(self, "defaults", {})
@@ -340,9 +349,15 @@ def vradam(
     a 0-d float tensor, zero before the first step. ``exp_avgs`` and
     ``exp_avg_sqs`` start as zeros shaped like the parameters.
 
+    The lists must have one entry per tensor, every gradient a tensor shaped like
+    its parameter; otherwise ``ValueError`` is raised before any tensor changes.
+    Hyperparameters are not validated here, as in ``torch.optim``'s functional
+    forms: :class:`VRAdam` validates them once, on construction.
+
     Returns:
         S and η of this step, as 0-d tensors.
     """
+    _check_functional_inputs(params, grads, exp_avgs, exp_avg_sqs, state_steps)
     foreach = _use_foreach(foreach, params)
     update_moments(
         grads,
@@ -369,6 +384,33 @@ def vradam(
         foreach=foreach,
     )
     return sq_norm, lr
+
+
+def _check_functional_inputs(params, grads, exp_avgs, exp_avg_sqs, state_steps) -> None:
+    """Raise ValueError, before any tensor changes, unless the lists line up."""
+    lists = {
+        "params": params,
+        "grads": grads,
+        "exp_avgs": exp_avgs,
+        "exp_avg_sqs": exp_avg_sqs,
+        "state_steps": state_steps,
+    }
+    lengths = {name: len(values) for name, values in lists.items()}
+    if len(set(lengths.values())) != 1:
+        shown = ", ".join(f"{name}={length}" for name, length in lengths.items())
+        raise ValueError(f"Invalid lists: expected one entry per tensor in each, received {shown}.")
+    for index, (param, grad, step_t) in enumerate(zip(params, grads, state_steps, strict=True)):
+        if not isinstance(grad, Tensor) or grad.shape != param.shape:
+            shown = type(grad).__name__ if not isinstance(grad, Tensor) else tuple(grad.shape)
+            raise ValueError(
+                f"Invalid grads[{index}]: expected a tensor of shape {tuple(param.shape)}, "
+                f"received {shown}. Leave tensors without a gradient out of every list."
+            )
+        if not isinstance(step_t, Tensor):
+            raise ValueError(
+                f"Invalid state_steps[{index}]: expected a 0-d tensor, received "
+                f"{type(step_t).__name__}."
+            )
 
 
 def update_moments(

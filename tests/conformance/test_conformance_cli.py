@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from vradam.conformance import Adapter, case_names
 from vradam.conformance.spec_adapter import SpecAdapter
 
@@ -186,3 +188,25 @@ def test_cli_malformed_target_exits_2():
     assert result.returncode == 2
     assert "MODULE:ATTR" in result.stderr
 
+
+
+def test_cli_corrupt_golden_exits_2(monkeypatch, capsys):
+    from vradam.conformance import __main__ as cli
+    from vradam.conformance import runner
+
+    def corrupt(name, *args, **kwargs):
+        raise RuntimeError(f"Golden file {name}.npz is corrupt.")
+
+    monkeypatch.setattr(runner, "load_case", corrupt)
+    status = cli.main([SPEC, "--case", "defaults"])
+    assert status == 2
+    assert "cannot read the golden files" in capsys.readouterr().err
+
+
+def test_generate_requires_out_dir(capsys):
+    from vradam.conformance import generate
+
+    with pytest.raises(SystemExit) as excinfo:
+        generate.main([])
+    assert excinfo.value.code == 2
+    assert "out_dir" in capsys.readouterr().err

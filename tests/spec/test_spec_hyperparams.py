@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import fractions
 import math
 
 import numpy as np
@@ -87,7 +88,9 @@ def test_numpy_array_must_be_scalar():
         validate_hyperparams(lr=np.array([0.1, 0.2]))
 
 
-@pytest.mark.parametrize("value", [decimal.Decimal("0.001"), object(), np.True_])
+@pytest.mark.parametrize(
+    "value", [decimal.Decimal("0.001"), fractions.Fraction(1, 1000), object(), np.True_]
+)
 def test_unknown_object_raises_type_error(value):
     with pytest.raises(TypeError, match="Invalid lr"):
         validate_hyperparams(lr=value)

@@ -168,3 +168,42 @@ def test_sparse_grad_after_steps_keeps_state(foreach):
         optimizer.step()
     for key, value in before.items():
         assert torch.equal(optimizer.state[params[0]][key], value)
+
+
+def test_functional_rejects_length_mismatch():
+    from vradam.torch import vradam
+
+    params = make_params(shapes=[(2,), (3,)])
+    grads = [torch.ones_like(p) for p in params]
+    exp_avgs = [torch.zeros_like(p) for p in params]
+    exp_avg_sqs = [torch.zeros_like(p) for p in params]
+    steps = [torch.tensor(0.0) for _ in params]
+    with pytest.raises(ValueError, match="params=2, grads=1"):
+        vradam(params, grads[:1], exp_avgs, exp_avg_sqs, steps, lr=1e-3, beta1=0.9,
+               beta2=0.999, beta3=1.0, alpha1=10.0, eps=1e-8, weight_decay=0.0)
+    assert all(float(step) == 0.0 for step in steps)
+    assert all(torch.count_nonzero(m) == 0 for m in exp_avgs)
+
+
+def test_functional_rejects_none_grad():
+    from vradam.torch import vradam
+
+    params = make_params(shapes=[(2,)])
+    steps = [torch.tensor(0.0)]
+    with pytest.raises(ValueError, match=r"grads\[0\].*NoneType"):
+        vradam(params, [None], [torch.zeros(2)], [torch.zeros(2)], steps, lr=1e-3,
+               beta1=0.9, beta2=0.999, beta3=1.0, alpha1=10.0, eps=1e-8, weight_decay=0.0)
+    assert float(steps[0]) == 0.0
+
+
+def test_logged_values_reset_on_load():
+    params = make_params()
+    optimizer = VRAdam(params)
+    for p, g in zip(params, make_grads(params, 1)[0], strict=True):
+        p.grad = g
+    optimizer.step()
+    saved = optimizer.state_dict()
+    optimizer.step()
+    optimizer.load_state_dict(saved)
+    assert optimizer.velocity_sq_norm is None
+    assert optimizer.effective_lrs is None
