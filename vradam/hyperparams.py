@@ -44,7 +44,7 @@ _NEVER_NUMBERS = (str, bytes, bool, complex, list, tuple, dict, set, type(None))
 
 
 def _is_array_like(value: object) -> bool:
-    """Whether ``value`` is a framework array: a tensor, a JAX array or a tracer."""
+    """Return whether ``value`` is a framework array: a tensor, a JAX array or a tracer."""
     return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
@@ -68,7 +68,7 @@ def validate_hyperparams(
 
     Python and numpy real numbers, and 0-d numpy arrays, are checked. A framework
     array (a torch tensor, a JAX array or tracer) passes through unchecked, because
-    reading its value could force a device sync or fail under tracing; adapters
+    reading its value could force a device sync or fail under tracing. Adapters
     check the ones they can read cheaply. Any other object raises ``TypeError``.
 
     Args:
@@ -124,7 +124,8 @@ class Hyperparams:
     """Hyperparameters of one parameter group, validated on construction.
 
     Field names follow PyTorch where it has one (``lr``, ``eps``, ``weight_decay``)
-    and the paper's symbols otherwise: ``lr`` is α0, ``weight_decay`` is λ.
+    and the symbols of the VRAdam paper (arXiv 2505.13196) otherwise. ``lr`` is α0
+    and ``weight_decay`` is λ.
     """
 
     lr: float = DEFAULTS["lr"]

@@ -24,7 +24,7 @@ Decisions that the formulas leave open, fixed here for every backend:
   groups. The gate is global by design: the stability argument behind it bounds
   the whole iterate's speed, and per-group or per-coordinate gates lose that bound.
 * S is accumulated in float64 here, and in float32 or wider in every adapter,
-  never in the parameter's dtype: ‖m‖² of a float16 model overflows 65504 easily,
+  never in the parameter's dtype. ‖m‖² of a float16 model overflows 65504 easily,
   and a bfloat16 running sum stops growing once each term is under 1/256 of it.
 * ``min`` is IEEE ``minimum``: a NaN in S propagates into η and so into every
   tensor, and S = +inf saturates the gate at α1. Because 0·inf is NaN, β3 = 0
