@@ -2,7 +2,7 @@
 
 Every array in a case file is indexed by step and stores the parameters in a flat
 real view. Each tensor's real view is flattened in row-major order, and the
-results are concatenated group by group and tensor by tensor; a complex tensor
+results are concatenated group by group and tensor by tensor. A complex tensor
 contributes its real and imaginary parts as two coordinates. ``manifest.json``
 records the layout (shapes and complex flags), so a reader can split the flat
 vectors back.

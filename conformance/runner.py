@@ -6,8 +6,8 @@ Each case runs twice over:
   each step its parameters, S and η are compared with the golden ones, and its
   final moments (t, m, v) are compared at the end.
 * single steps: at up to :data:`SINGLE_STEP_CHECKS` steps k, a fresh run loads the
-  golden state after step k, cast to the dtype, takes one step with the golden
-  gradient, and is compared with the golden step k + 1 under a one-step bound.
+  golden state after step k, cast to the dtype. It takes one step with the golden
+  gradient and is compared with the golden step k + 1 under a one-step bound.
   These keep their teeth where a free-running bound grows loose, as it does in
   bfloat16 and float16, and they catch an S accumulated in the wrong precision.
 

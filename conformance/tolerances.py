@@ -26,8 +26,8 @@ count roundings and are fixed by reading the update, never fitted to a result:
   ``e_η·|r|``, ``η·e_r``, 2 roundings of ``η·|r|`` and the stored θ' itself.
 
 In a replay case m, v, S and η depend only on the recorded gradients, never on
-θ, so the error of θ after k steps is the sum of the per-step errors: it grows
-at most linearly in k, as :func:`propagate` accumulates it. The moments' errors
+θ. So the error of θ after k steps is the sum of the per-step errors, and it
+grows at most linearly in k, as :func:`propagate` accumulates it. The moments' errors
 are contracted by β1 and β2 at every step, so they stay within ``1/(1 − β)``
 times a one-step error. In a closed-loop case the gradient depends on θ, and the
 bound is multiplied by the case's measured sensitivity (how much the spec's own

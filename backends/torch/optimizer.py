@@ -102,7 +102,7 @@ class VRAdam(Optimizer):
             first and second moments (default: (0.9, 0.999))
         beta3 (float, optional): gate strength, in units of 1/‖m‖² (default: 1.0)
         alpha1 (float, optional): cap on the gate, so η never falls below
-            lr / (1 + alpha1); ``inf`` removes the cap (default: 10.0)
+            lr / (1 + alpha1). ``inf`` removes the cap (default: 10.0)
         eps (float, optional): term added to the denominator (default: 1e-8)
         weight_decay (float, optional): λ, decoupled and scaled by η (default: 1e-5)
         maximize (bool, optional): maximize the objective instead of minimizing it
@@ -397,14 +397,16 @@ def _check_functional_inputs(params, grads, exp_avgs, exp_avg_sqs, state_steps) 
     }
     lengths = {name: len(values) for name, values in lists.items()}
     if len(set(lengths.values())) != 1:
-        shown = ", ".join(f"{name}={length}" for name, length in lengths.items())
-        raise ValueError(f"Invalid lists: expected one entry per tensor in each, received {shown}.")
+        received = ", ".join(f"{name}={length}" for name, length in lengths.items())
+        raise ValueError(
+            f"Invalid lists: expected one entry per tensor in each, received {received}."
+        )
     for index, (param, grad, step_t) in enumerate(zip(params, grads, state_steps, strict=True)):
         if not isinstance(grad, Tensor) or grad.shape != param.shape:
-            shown = type(grad).__name__ if not isinstance(grad, Tensor) else tuple(grad.shape)
+            received = type(grad).__name__ if not isinstance(grad, Tensor) else tuple(grad.shape)
             raise ValueError(
                 f"Invalid grads[{index}]: expected a tensor of shape {tuple(param.shape)}, "
-                f"received {shown}. Leave tensors without a gradient out of every list."
+                f"received {received}. Leave tensors without a gradient out of every list."
             )
         if not isinstance(step_t, Tensor):
             raise ValueError(

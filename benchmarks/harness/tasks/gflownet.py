@@ -72,9 +72,9 @@ def terminating_distribution(log_probs: np.ndarray, dim: int, side: int) -> np.n
     reach = np.zeros(len(states))
     reach[0] = 1.0
     for level in range(levels.max()):
-        here = np.flatnonzero(levels == level)
+        level_states = np.flatnonzero(levels == level)
         for d in range(dim):
-            movable = here[states[here, d] < side - 1]
+            movable = level_states[states[level_states, d] < side - 1]
             reach[movable + strides[d]] += reach[movable] * probs[movable, d]
     return reach * probs[:, dim]
 
