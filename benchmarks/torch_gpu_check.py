@@ -1,15 +1,18 @@
 """The GPU check of vradam.torch in one run: conformance, host-sync check and step times.
 
 1. The conformance suite in float32 and bfloat16, through the for-loop and the
-   foreach path.
+   foreach path, with the step counts on the host and with capturable=True.
 2. The host-sync check: steps run under ``torch.cuda.set_sync_debug_mode("error")``,
    which raises on any device-to-host synchronization. A naive step that reads
    S with ``float()`` runs first as a control, and it must raise.
-3. The step-time comparison of benchmarks/torch_step_time.py on the device.
+3. The CUDA-graph check: a step captured with ``torch.cuda.graph`` and replayed
+   must follow the eager trajectory, and a capture without capturable=True must
+   raise.
+4. The step-time comparison of benchmarks/torch_step_time.py on the device.
 
 Each part writes its output under ``--out``; the exit code is 1 if a part failed.
 Without CUDA, and without ``--device cpu``, every part is skipped with a message
-and the exit code is 0. ``--device cpu`` runs parts 1 and 3 on the CPU to test
+and the exit code is 0. ``--device cpu`` runs parts 1 and 4 on the CPU to test
 this script.
 """
 
@@ -35,17 +38,19 @@ def check_conformance(device: str, out: Path) -> bool:
     lines = []
     for dtype in ("float32", "bfloat16"):
         for foreach in (False, True):
-            start = time.perf_counter()
-            report = run_suite(TorchAdapter(foreach=foreach), dtype=dtype, device=device)
-            seconds = time.perf_counter() - start
-            status = "passed" if report.ok else "FAILED"
-            lines.append(
-                f"{dtype} {'foreach' if foreach else 'for-loop'}: {status}, "
-                f"{len(report.cases_run)} cases in {seconds:.1f} s"
-            )
-            if not report.ok:
-                lines.append(str(report))
-            ok &= report.ok
+            for capturable in (False, True):
+                adapter = TorchAdapter(foreach=foreach, capturable=capturable)
+                start = time.perf_counter()
+                report = run_suite(adapter, dtype=dtype, device=device)
+                seconds = time.perf_counter() - start
+                status = "passed" if report.ok else "FAILED"
+                lines.append(
+                    f"{dtype} {adapter.name}: {status}, "
+                    f"{len(report.cases_run)} cases in {seconds:.1f} s"
+                )
+                if not report.ok:
+                    lines.append(str(report))
+                ok &= report.ok
     text = "\n".join(lines)
     print(text)
     (out / "conformance.txt").write_text(text + "\n")
@@ -60,6 +65,18 @@ def _naive_step(params, exp_avgs):
     return sq_norm
 
 
+def _make_params(device, dtype, seed=0):
+    """Return parameters with gradients on ``device``, the same values for the same seed."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = [(256, 128), (128,), (), (0, 4), (64, 64)]
+    params = []
+    for shape in shapes:
+        p = torch.randn(shape, generator=generator).to(device, dtype).requires_grad_()
+        p.grad = torch.randn(shape, generator=generator).to(device, dtype)
+        params.append(p)
+    return params
+
+
 def check_host_sync(device: str, out: Path) -> bool:
     from vradam.torch import VRAdam
 
@@ -67,14 +84,7 @@ def check_host_sync(device: str, out: Path) -> bool:
     ok = True
 
     def make_params(dtype):
-        generator = torch.Generator().manual_seed(0)
-        shapes = [(256, 128), (128,), (), (0, 4), (64, 64)]
-        params = []
-        for shape in shapes:
-            p = torch.randn(shape, generator=generator).to(device, dtype).requires_grad_()
-            p.grad = torch.randn(shape, generator=generator).to(device, dtype)
-            params.append(p)
-        return params
+        return _make_params(device, dtype)
 
     # Control: the check must catch a step that reads S as a Python float.
     params = make_params(torch.float32)
@@ -93,6 +103,8 @@ def check_host_sync(device: str, out: Path) -> bool:
         ("for-loop float32", torch.float32, {"foreach": False}),
         ("foreach float32", torch.float32, {"foreach": True}),
         ("default bfloat16", torch.bfloat16, {}),
+        ("for-loop capturable float32", torch.float32, {"foreach": False, "capturable": True}),
+        ("foreach capturable float32", torch.float32, {"foreach": True, "capturable": True}),
         (
             "foreach lr tensor on device",
             torch.float32,
@@ -118,6 +130,76 @@ def check_host_sync(device: str, out: Path) -> bool:
     print(text)
     (out / "host_sync.txt").write_text(text + "\n")
     return ok
+
+
+def check_cuda_graph(device: str, out: Path) -> bool:
+    from torch_step_time import GraphedStep
+
+    from vradam.torch import VRAdam
+
+    lines = []
+    ok = True
+    warmup, replays = 3, 10
+    for foreach in (False, True):
+        label = "foreach" if foreach else "for-loop"
+        eager_params = _make_params(device, torch.float32)
+        graphed_params = _make_params(device, torch.float32)
+        eager = VRAdam(eager_params, lr=0.01, foreach=foreach, capturable=True)
+        try:
+            for _ in range(warmup + replays):
+                eager.step()
+            graphed = GraphedStep(
+                VRAdam(graphed_params, lr=0.01, foreach=foreach, capturable=True), warmup=warmup
+            )
+            for _ in range(replays):
+                graphed.step()
+            torch.cuda.synchronize()
+            error = max(
+                (a - b).abs().max().item() if a.numel() else 0.0
+                for a, b in zip(graphed_params, eager_params, strict=True)
+            )
+            passed = error <= 1e-6
+            lines.append(
+                f"{label}: {'passed' if passed else 'FAILED'}, {replays} replays against "
+                f"eager steps, max |difference| {error:.3g}"
+            )
+            ok &= passed
+        except RuntimeError as exc:
+            lines.append(f"{label}: FAILED, {exc}")
+            ok = False
+
+    # Control: capturing with the step counts on the host must raise.
+    params = _make_params(device, torch.float32)
+    optimizer = VRAdam(params)
+    optimizer.step()
+    torch.cuda.synchronize()
+    raised = _step_error_under_capture(optimizer)
+    if raised is None:
+        lines.append("control: FAILED, a capture with capturable=False did not raise")
+        ok = False
+    else:
+        passed = "capturable=False" in str(raised)
+        lines.append(f"control: {'passed' if passed else 'FAILED'}, raised: {raised}")
+        ok &= passed
+    text = "\n".join(lines)
+    print(text)
+    (out / "cuda_graph.txt").write_text(text + "\n")
+    return ok
+
+
+def _step_error_under_capture(optimizer) -> RuntimeError | None:
+    """Return the error that ``optimizer.step()`` raises while a graph is captured.
+
+    The error is caught inside the capture, so ending the (empty) capture cannot
+    replace it with an error of its own.
+    """
+    raised = None
+    with torch.cuda.graph(torch.cuda.CUDAGraph()):
+        try:
+            optimizer.step()
+        except RuntimeError as exc:
+            raised = exc
+    return raised
 
 
 def check_step_time(device: str, out: Path, repeats: int, models: list[str]) -> bool:
@@ -160,7 +242,10 @@ def main() -> int:
     args = parser.parse_args()
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("CUDA is not available: skipped conformance, host-sync check and step times.")
+        print(
+            "CUDA is not available: skipped conformance, host-sync check, "
+            "CUDA-graph check and step times."
+        )
         return 0
 
     out = Path(args.out)
@@ -171,8 +256,10 @@ def main() -> int:
     results["conformance"] = check_conformance(args.device, out)
     if args.device.startswith("cuda"):
         results["host sync"] = check_host_sync(args.device, out)
+        results["cuda graph"] = check_cuda_graph(args.device, out)
     else:
         print("host-sync check: skipped, torch.cuda.set_sync_debug_mode needs CUDA")
+        print("CUDA-graph check: skipped, torch.cuda.graph needs CUDA")
     results["step time"] = check_step_time(args.device, out, args.repeats, args.models)
 
     summary = ", ".join(f"{name}: {'passed' if ok else 'FAILED'}" for name, ok in results.items())

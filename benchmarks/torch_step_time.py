@@ -7,6 +7,10 @@ fixed gradient. The optimizers take turns, one step each per round, so a load
 change on a shared machine hits them all alike. The table reports the median
 step time and its ratio to AdamW's default path.
 
+The capturable rows keep the step counts on the device. On CUDA the graphed rows
+replay a step captured with torch.cuda.graph, for VRAdam and for AdamW, both
+with capturable=True; torch's AdamW refuses capturable=True on the CPU.
+
 Usage:
     python benchmarks/torch_step_time.py --device cpu --threads 1 --repeats 50
 """
@@ -68,6 +72,25 @@ class NaiveVRAdam:
             p.addcdiv_(m, denom, value=-lr / (1 - beta1**self.t))
 
 
+class GraphedStep:
+    """A step captured once in a CUDA graph; ``step()`` replays it."""
+
+    def __init__(self, optimizer, warmup=3):
+        # Warm up on a side stream, as torch.cuda.graph requires, so the state exists.
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(warmup):
+                optimizer.step()
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            optimizer.step()
+
+    def step(self):
+        self.graph.replay()
+
+
 def make_optimizers(params_of, device):
     """Return (label, optimizer) pairs, each optimizer over its own parameter copy."""
     probe = params_of()
@@ -76,16 +99,33 @@ def make_optimizers(params_of, device):
         probe, differentiable=False, use_fused=False
     )
     adamw_default = "foreach" if adamw_foreach_default else "for-loop"
-    return [
+    optimizers = [
         (f"VRAdam default ({vradam_default})", VRAdam(params_of())),
         ("VRAdam for-loop", VRAdam(params_of(), foreach=False)),
         ("VRAdam foreach", VRAdam(params_of(), foreach=True)),
+        ("VRAdam foreach capturable", VRAdam(params_of(), foreach=True, capturable=True)),
         (f"AdamW default ({adamw_default})", torch.optim.AdamW(params_of(), weight_decay=1e-5)),
         ("AdamW for-loop", torch.optim.AdamW(params_of(), weight_decay=1e-5, foreach=False)),
         ("AdamW foreach", torch.optim.AdamW(params_of(), weight_decay=1e-5, foreach=True)),
         ("AdamW fused", torch.optim.AdamW(params_of(), weight_decay=1e-5, fused=True)),
         ("naive VRAdam (float(S) per tensor)", NaiveVRAdam(params_of())),
     ]
+    if device.type == "cuda":
+
+        def adamw_capturable():
+            return torch.optim.AdamW(
+                params_of(), weight_decay=1e-5, foreach=True, capturable=True
+            )
+
+        optimizers += [
+            ("AdamW foreach capturable", adamw_capturable()),
+            (
+                "VRAdam graphed (foreach capturable)",
+                GraphedStep(VRAdam(params_of(), foreach=True, capturable=True)),
+            ),
+            ("AdamW graphed (foreach capturable)", GraphedStep(adamw_capturable())),
+        ]
+    return optimizers
 
 
 def measure(model, device, repeats, warmup, dtype):

@@ -15,7 +15,7 @@ from vradam.conformance.adapter import Adapter, Loss, Moments, Run, StepReport
 from vradam.hyperparams import Hyperparams
 from vradam.torch.optimizer import VRAdam
 
-__all__ = ["FOREACH", "FOR_LOOP", "TorchAdapter", "TorchRun", "closed_loop_loss"]
+__all__ = ["CAPTURABLE", "FOREACH", "FOR_LOOP", "TorchAdapter", "TorchRun", "closed_loop_loss"]
 
 _DTYPES = {
     "float64": torch.float64,
@@ -27,13 +27,20 @@ _COMPLEX_DTYPES = {torch.float64: torch.complex128, torch.float32: torch.complex
 
 
 class TorchAdapter(Adapter):
-    """Runs :class:`VRAdam` through the suite with the foreach or the for-loop path."""
+    """Runs :class:`VRAdam` through the suite with the foreach or the for-loop path.
+
+    With ``capturable=True`` the step counts live on the device, and the bias
+    corrections are computed there instead of on the host.
+    """
 
     dtypes = tuple(_DTYPES)
 
-    def __init__(self, foreach: bool) -> None:
+    def __init__(self, foreach: bool, capturable: bool = False) -> None:
         self.foreach = foreach
+        self.capturable = capturable
         self.name = "torch-foreach" if foreach else "torch-for-loop"
+        if capturable:
+            self.name += "-capturable"
 
     def create(
         self,
@@ -55,6 +62,7 @@ class TorchAdapter(Adapter):
             device=torch.device(device),
             loss=loss,
             foreach=self.foreach,
+            capturable=self.capturable,
         )
 
 
@@ -62,12 +70,13 @@ class TorchAdapter(Adapter):
 #: ``python -m vradam.conformance vradam.torch.conformance:FOREACH --device cuda``.
 FOREACH = TorchAdapter(foreach=True)
 FOR_LOOP = TorchAdapter(foreach=False)
+CAPTURABLE = TorchAdapter(foreach=True, capturable=True)
 
 
 class TorchRun(Run):
     """One :class:`VRAdam` over torch copies of the case's parameters."""
 
-    def __init__(self, params, hyperparams, *, dtype, device, loss, foreach) -> None:
+    def __init__(self, params, hyperparams, *, dtype, device, loss, foreach, capturable) -> None:
         self.dtype = dtype
         self.device = device
         self.loss = loss
@@ -75,7 +84,7 @@ class TorchRun(Run):
         for group_params, hp in zip(params, hyperparams, strict=True):
             tensors = [self._to_torch(p).requires_grad_() for p in group_params]
             groups.append({"params": tensors, **_group_options(hp)})
-        self.optimizer = VRAdam(groups, foreach=foreach)
+        self.optimizer = VRAdam(groups, foreach=foreach, capturable=capturable)
 
     def _tensor_dtype(self, array: np.ndarray) -> torch.dtype:
         if not np.iscomplexobj(array):
@@ -160,8 +169,10 @@ class TorchRun(Run):
             ):
                 for p, value, (t, m, v) in zip(group, group_params, group_moments, strict=True):
                     p.copy_(self._to_torch(value))
+                    # The optimizer keeps t on the host, or on p's device when capturable.
+                    step_device = p.device if self.optimizer.defaults["capturable"] else "cpu"
                     self.optimizer.state[p] = {
-                        "step": torch.tensor(float(t), dtype=torch.float32),
+                        "step": torch.tensor(float(t), dtype=torch.float32, device=step_device),
                         "exp_avg": self._state_like(p, m),
                         "exp_avg_sq": self._state_like(p, v),
                     }

@@ -9,8 +9,12 @@ must match it.
 S and η stay 0-d tensors on the device from start to end, because the gate uses
 ``torch.clamp``, never Python ``min`` or ``float()``. So a step reads neither back to
 the host, and ``torch.compile(fullgraph=True)`` traces it without a graph break, as
-tests/torch/test_torch_compile.py checks. The
-step counts t live on the host, as in ``torch.optim.AdamW``.
+tests/torch/test_torch_compile.py checks.
+
+The step counts t live on the host by default, as in ``torch.optim.AdamW``, so the
+bias corrections are Python floats that cost no device work. With
+``capturable=True`` they live on each parameter's device and the bias corrections
+are computed there, so that a step can be captured in a CUDA graph.
 """
 
 from __future__ import annotations
@@ -111,6 +115,11 @@ class VRAdam(Optimizer):
             ``None`` it is used on CUDA and other accelerators, as in
             :class:`torch.optim.AdamW`, and on CPU only when the group's tensors
             average at most 8192 elements, where it measured faster (default: None)
+        capturable (bool, optional): keep each step count t on its parameter's
+            device and compute the bias corrections there, so that a step reads
+            nothing on the host and can be captured with :class:`torch.cuda.graph`.
+            It adds a few small device operations to every step, so leave it off
+            unless you capture steps by hand (default: False)
 
     Attributes:
         velocity_sq_norm (Tensor or None): S of the last step, a 0-d tensor of
@@ -146,6 +155,7 @@ class VRAdam(Optimizer):
         *,
         maximize: bool = False,
         foreach: bool | None = None,
+        capturable: bool = False,
     ) -> None:
         defaults = {
             "lr": lr,
@@ -156,6 +166,7 @@ class VRAdam(Optimizer):
             "weight_decay": weight_decay,
             "maximize": maximize,
             "foreach": foreach,
+            "capturable": capturable,
         }
         _check_group(defaults)
         defaults["betas"] = tuple(betas)
@@ -188,6 +199,7 @@ class VRAdam(Optimizer):
                 group.setdefault(key, defaults.get(key, DEFAULTS[key]))
             group.setdefault("maximize", False)
             group.setdefault("foreach", None)
+            group.setdefault("capturable", False)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a parameter group, which joins the shared S from the next step on.
@@ -231,11 +243,11 @@ class VRAdam(Optimizer):
                     continue
                 state = self.state[p]
                 if len(state) == 0:
-                    # Like torch.optim.AdamW, t lives on the host as a float tensor,
-                    # so the bias corrections cost no device work in eager mode.
-                    # NOTE: for the same reason a step cannot be captured in a CUDA
-                    # graph by hand (torch.cuda.graph); torch.compile traces t instead.
-                    state["step"] = torch.tensor(0.0, dtype=_step_dtype())
+                    # Like torch.optim.AdamW, t lives on the host as a float tensor
+                    # unless the group is capturable, so in eager mode the bias
+                    # corrections cost no device work.
+                    step_device = _local(p).device if group["capturable"] else None
+                    state["step"] = torch.zeros((), dtype=_step_dtype(), device=step_device)
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 tensors["params"].append(p)
@@ -254,6 +266,7 @@ class VRAdam(Optimizer):
             closure (Callable, optional): a closure that reevaluates the model and
                 returns the loss. It runs with gradients enabled.
         """
+        self._check_graph_capture()
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -311,11 +324,32 @@ class VRAdam(Optimizer):
                 eps=group["eps"],
                 weight_decay=group["weight_decay"],
                 foreach=foreach,
+                capturable=group["capturable"],
             )
 
         self._last_step["velocity_sq_norm"] = sq_norm
         self._last_step["effective_lrs"] = lrs
         return loss
+
+    def _check_graph_capture(self) -> None:
+        """Raise if a CUDA graph is being captured and a group keeps t on the host.
+
+        Captured host values would be replayed unchanged, so the bias corrections
+        would stay those of the capture step.
+        """
+        if torch.compiler.is_compiling() or not torch.cuda.is_available():
+            return
+        if not torch.cuda.is_current_stream_capturing():
+            return
+        # NOTE: capture on CUDA is tested only where a GPU is present, and none has
+        # run the tests yet. The meta-device tests show the step reads no device value.
+        for index, group in enumerate(self.param_groups):
+            if not group["capturable"]:
+                raise RuntimeError(
+                    "VRAdam.step() is being captured in a CUDA graph, but param group "
+                    f"{index} has capturable={group['capturable']!r}. Construct the "
+                    "optimizer with capturable=True to keep the step counts on the device."
+                )
 
     def _first_device(self) -> torch.device:
         for group in self.param_groups:
@@ -340,14 +374,16 @@ def vradam(
     weight_decay: float,
     maximize: bool = False,
     foreach: bool | None = None,
+    capturable: bool = False,
 ) -> tuple[Tensor, Tensor]:
     r"""Take one VRAdam step in place over tensors that the caller manages.
 
     The tensors form one parameter group, and S is taken over all of them. For
     several groups with one shared S, call the four step functions in order, as
     :meth:`VRAdam.step` does. ``state_steps`` contains each tensor's step count t as
-    a 0-d float tensor, zero before the first step. ``exp_avgs`` and
-    ``exp_avg_sqs`` start as zeros shaped like the parameters.
+    a 0-d float tensor, zero before the first step: on the host, or on the
+    parameter's device with ``capturable=True``. ``exp_avgs`` and ``exp_avg_sqs``
+    start as zeros shaped like the parameters.
 
     The lists must have one entry per tensor, every gradient a tensor shaped like
     its parameter; otherwise ``ValueError`` is raised before any tensor changes.
@@ -382,6 +418,7 @@ def vradam(
         eps=eps,
         weight_decay=weight_decay,
         foreach=foreach,
+        capturable=capturable,
     )
     return sq_norm, lr
 
@@ -501,8 +538,13 @@ def apply_update(
     eps: float,
     weight_decay: float,
     foreach: bool = False,
+    capturable: bool = False,
 ) -> None:
-    """Step 4: decay θ by η·λ and move it by η·m̂/(√v̂ + ε), in place, with ``lr`` = η."""
+    """Step 4: decay θ by η·λ and move it by η·m̂/(√v̂ + ε), in place, with ``lr`` = η.
+
+    With ``capturable=True`` the bias corrections are computed on the device of
+    each step count; otherwise each count is read as a Python float.
+    """
     params, exp_avgs, exp_avg_sqs = _real_local(params, exp_avgs, exp_avg_sqs)
     if foreach:
         _multi_tensor_apply_update(
@@ -515,6 +557,7 @@ def apply_update(
             beta2=beta2,
             eps=eps,
             weight_decay=weight_decay,
+            capturable=capturable,
         )
     else:
         _single_tensor_apply_update(
@@ -527,6 +570,7 @@ def apply_update(
             beta2=beta2,
             eps=eps,
             weight_decay=weight_decay,
+            capturable=capturable,
         )
 
 
@@ -556,9 +600,10 @@ def _single_tensor_sq_norm(exp_avgs, acc_dtype, device):
 
 
 def _single_tensor_apply_update(
-    params, exp_avgs, exp_avg_sqs, state_steps, lr, *, beta1, beta2, eps, weight_decay
+    params, exp_avgs, exp_avg_sqs, state_steps, lr, *, beta1, beta2, eps, weight_decay, capturable
 ):
-    compiling = torch.compiler.is_compiling()
+    # A traced or device-resident step count cannot be read on the host.
+    steps_on_host = not (capturable or torch.compiler.is_compiling())
     lr_on_device = _OnDevice(lr)
     decay_on_device = _OnDevice(1 - lr * weight_decay) if _nonzero(weight_decay) else None
     # In eager mode the step scalars are made once per distinct (device, t), so
@@ -571,13 +616,14 @@ def _single_tensor_apply_update(
         if decay_on_device is not None:
             param.mul_(decay_on_device[device])
 
-        if compiling:
-            step_size, denom_eps = _step_terms(lr_on_device[device], step_t, beta1, beta2, eps)
-        else:
+        if steps_on_host:
             key = (device, step_t.item())
             if key not in terms_cache:
                 terms_cache[key] = _step_terms(lr_on_device[device], key[1], beta1, beta2, eps)
             step_size, denom_eps = terms_cache[key]
+        else:
+            step = step_t.to(_terms_dtype(step_t.device))
+            step_size, denom_eps = _step_terms(lr_on_device[device], step, beta1, beta2, eps)
 
         update = exp_avg_sq.sqrt().add_(denom_eps)
         torch.div(exp_avg, update, out=update)
@@ -615,14 +661,14 @@ def _multi_tensor_sq_norm(exp_avgs, acc_dtype, device):
 
 
 def _multi_tensor_apply_update(
-    params, exp_avgs, exp_avg_sqs, state_steps, lr, *, beta1, beta2, eps, weight_decay
+    params, exp_avgs, exp_avg_sqs, state_steps, lr, *, beta1, beta2, eps, weight_decay, capturable
 ):
     if len(params) == 0:
         return
     buckets = Optimizer._group_tensors_by_device_and_dtype(
         [params, exp_avgs, exp_avg_sqs, state_steps]
     )
-    compiling = torch.compiler.is_compiling()
+    steps_on_host = not (capturable or torch.compiler.is_compiling())
     lr_on_device = _OnDevice(lr)
     decay_on_device = _OnDevice(1 - lr * weight_decay) if _nonzero(weight_decay) else None
     for (device_params, device_exp_avgs, device_exp_avg_sqs, device_steps), _ in buckets.values():
@@ -630,10 +676,15 @@ def _multi_tensor_apply_update(
         if decay_on_device is not None:
             torch._foreach_mul_(device_params, decay_on_device[device])
 
-        steps = device_steps if compiling else [step_t.item() for step_t in device_steps]
-        terms = [_step_terms(1.0, step, beta1, beta2, eps) for step in steps]
-        step_scales = [scale for scale, _ in terms]
-        denom_eps = [denom_eps for _, denom_eps in terms]
+        if steps_on_host:
+            terms = [_step_terms(1.0, step_t.item(), beta1, beta2, eps) for step_t in device_steps]
+            step_scales = [scale for scale, _ in terms]
+            denom_eps = [denom_eps for _, denom_eps in terms]
+        else:
+            # One stacked computation for the bucket, then a 0-d view per tensor.
+            steps = torch.stack(device_steps).to(_terms_dtype(device_steps[0].device))
+            step_scales, denom_eps = _step_terms(1.0, steps, beta1, beta2, eps)
+            step_scales, denom_eps = step_scales.unbind(), denom_eps.unbind()
 
         # No foreach op takes both a tensor scalar (η) and a list of per-tensor
         # scalars, so η divides the denominators in place and the step scalars go
@@ -642,13 +693,13 @@ def _multi_tensor_apply_update(
         denoms = torch._foreach_sqrt(device_exp_avg_sqs)
         torch._foreach_add_(denoms, denom_eps)
         torch._foreach_div_(denoms, lr_on_device[device])
-        if compiling:
-            # Traced step counts make the scalars tensors, which the ScalarList
-            # overload does not take; the compiler fuses the extra op anyway.
-            torch._foreach_div_(denoms, step_scales)
-            torch._foreach_add_(device_params, torch._foreach_div(device_exp_avgs, denoms))
-        else:
+        if steps_on_host:
             torch._foreach_addcdiv_(device_params, device_exp_avgs, denoms, step_scales)
+        else:
+            # addcdiv_ takes per-tensor scalars only as Python numbers, so tensor
+            # scalars divide the denominators first.
+            torch._foreach_div_(denoms, step_scales)
+            torch._foreach_addcdiv_(device_params, device_exp_avgs, denoms)
 
 
 # Helpers.
@@ -690,6 +741,11 @@ def _check_group(group: dict[str, Any]) -> None:
     if foreach is not None and not isinstance(foreach, bool):
         raise TypeError(
             f"Invalid foreach: expected None, True or False, received foreach={foreach!r}."
+        )
+    capturable = group["capturable"]
+    if not isinstance(capturable, bool):
+        raise TypeError(
+            f"Invalid capturable: expected True or False, received capturable={capturable!r}."
         )
     validate_hyperparams(
         lr=lr,
@@ -755,12 +811,21 @@ def _step_terms(lr, step, beta1: float, beta2: float, eps: float):
 
     m̂/(√v̂ + ε) = (√(1 − β2^t)/(1 − β1^t)) · m/(√v + ε·√(1 − β2^t)), so both bias
     corrections fold into these two scalars, which saves two full-size passes.
-    ``step`` is a Python float in eager mode (t lives on the host, so reading it
-    waits for no device) and a tensor when compiling.
+    ``step`` is a Python float when t lives on the host, and a tensor of t values
+    when it is traced or lives on the device.
     """
     bias_correction1 = 1 - beta1**step
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
     return lr * (-bias_correction2_sqrt / bias_correction1), eps * bias_correction2_sqrt
+
+
+def _terms_dtype(device: torch.device) -> torch.dtype:
+    """The dtype for bias corrections computed on ``device``: float64 where it exists.
+
+    In float32, β2 = 0.999 rounds to 0.99900001, so 1 − β2 would be off by 1.3e-5
+    relative at t = 1; the host path computes in Python floats, which are float64.
+    """
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def _is_dtensor(tensor: Tensor) -> bool:

@@ -42,11 +42,12 @@ def _fresh_dynamo():
 
 @pytest.mark.parametrize("lr_type", [float, torch.tensor], ids=["lr-float", "lr-tensor"])
 @pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_no_recompile_when_scheduler_changes_lr(foreach, lr_type):
+@pytest.mark.parametrize("capturable", [False, True], ids=["host-steps", "capturable"])
+def test_no_recompile_when_scheduler_changes_lr(foreach, lr_type, capturable):
     # A fresh lr per test: the scheduler writes a tensor lr in place.
     lr = lr_type(0.01)
     model, data = _model_and_data()
-    optimizer = VRAdam(model.parameters(), lr=lr, foreach=foreach)
+    optimizer = VRAdam(model.parameters(), lr=lr, foreach=foreach, capturable=capturable)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
 
     # The scheduler wraps the bound optimizer.step in a function that dynamo skips,

@@ -23,13 +23,16 @@ DEVICES = [
     ),
 ]
 PATHS = [pytest.param(False, id="for-loop"), pytest.param(True, id="foreach")]
+STEP_COUNTS = [pytest.param(False, id="host-steps"), pytest.param(True, id="capturable")]
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("capturable", STEP_COUNTS)
 @pytest.mark.parametrize("foreach", PATHS)
 @pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
-def test_conformance_suite(dtype, foreach, device):
-    assert_conforms(TorchAdapter(foreach=foreach), dtype=dtype, device=device)
+def test_conformance_suite(dtype, foreach, capturable, device):
+    adapter = TorchAdapter(foreach=foreach, capturable=capturable)
+    assert_conforms(adapter, dtype=dtype, device=device)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])

@@ -29,6 +29,8 @@ BAD_HYPERPARAMS = [
     ({"weight_decay": True}, TypeError, "weight_decay", "True"),
     ({"maximize": 1}, TypeError, "maximize", "1"),
     ({"foreach": "yes"}, TypeError, "foreach", "'yes'"),
+    ({"capturable": 1}, TypeError, "capturable", "1"),
+    ({"capturable": None}, TypeError, "capturable", "None"),
 ]
 BAD_IDS = [
     f"{next(iter(kwargs))}={next(iter(kwargs.values()))!r}" for kwargs, *_ in BAD_HYPERPARAMS

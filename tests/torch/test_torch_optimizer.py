@@ -1,8 +1,9 @@
 """Generic behaviour of vradam.torch.VRAdam, driven by one table of configurations.
 
-Each configuration runs through every generic test with both paths: the for-loop
-path is the ground truth, the foreach path must match it, and both must match
-the numpy spec.
+Each configuration runs through every generic test with every variant of the
+step: the for-loop path is the ground truth, the foreach path must match it, and
+both must match the numpy spec, with the step counts on the host and, with
+capturable=True, on the device.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ CONFIGS = [
 ]
 CONFIG_IDS = [name for name, _ in CONFIGS]
 CONFIG_OPTIONS = [options for _, options in CONFIGS]
+
+# The ways a step can run: the for-loop and foreach bodies, each with the step
+# counts on the host or, with capturable=True, on the device.
+VARIANTS = [
+    pytest.param({"foreach": False}, id="for-loop"),
+    pytest.param({"foreach": True}, id="foreach"),
+    pytest.param({"foreach": False, "capturable": True}, id="for-loop-capturable"),
+    pytest.param({"foreach": True, "capturable": True}, id="foreach-capturable"),
+]
 STEPS = 8
 
 
@@ -55,12 +65,12 @@ def _hyperparams(options):
 
 
 @pytest.mark.parametrize("options", CONFIG_OPTIONS, ids=CONFIG_IDS)
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_matches_spec(options, foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_matches_spec(options, variant):
     params = make_params(complex_index=4)
     grads = make_grads(params, STEPS, none_at={(2, 0), (5, 1)})
 
-    got, _, sq_norms, lrs = run_torch(params, grads, foreach=foreach, **options)
+    got, _, sq_norms, lrs = run_torch(params, grads, **variant, **options)
     expected, expected_sq_norms, expected_lrs = run_spec(params, grads, _hyperparams(options))
 
     for tensor, value in zip(got, expected, strict=True):
@@ -90,19 +100,20 @@ def test_foreach_matches_for_loop(options, dtype):
 
 
 @pytest.mark.parametrize("options", CONFIG_OPTIONS, ids=CONFIG_IDS)
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_state_dict_resume_bit_identical(options, foreach, tmp_path):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_state_dict_resume_bit_identical(options, variant, tmp_path):
     params = make_params(dtype=torch.float32, complex_index=4)
     grads = make_grads(params, STEPS)
-    uninterrupted, _, _, _ = run_torch(params, grads, foreach=foreach, **options)
+    uninterrupted, _, _, _ = run_torch(params, grads, **variant, **options)
 
-    first, optimizer, _, _ = run_torch(params, grads[:3], foreach=foreach, **options)
-    path = tmp_path / "checkpoint.pt"
-    torch.save({"params": [p.detach() for p in first], "optim": optimizer.state_dict()}, path)
-    checkpoint = torch.load(path, weights_only=True)
+    first, optimizer, _, _ = run_torch(params, grads[:3], **variant, **options)
+    checkpoint_file = tmp_path / "checkpoint.pt"
+    saved = {"params": [p.detach() for p in first], "optim": optimizer.state_dict()}
+    torch.save(saved, checkpoint_file)
+    checkpoint = torch.load(checkpoint_file, weights_only=True)
 
     resumed = [p.clone().requires_grad_() for p in checkpoint["params"]]
-    fresh = VRAdam(resumed, foreach=foreach, **options)
+    fresh = VRAdam(resumed, **variant, **options)
     fresh.load_state_dict(checkpoint["optim"])
     for step_grads in grads[3:]:
         for p, g in zip(resumed, step_grads, strict=True):
@@ -113,15 +124,15 @@ def test_state_dict_resume_bit_identical(options, foreach, tmp_path):
         assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_none_grad_skipped(foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_none_grad_skipped(variant):
     params = make_params()
     grads = make_grads(params, 3, none_at={(1, 0), (2, 0)})
-    got, optimizer, sq_norms, _ = run_torch(params, grads, foreach=foreach, lr=0.1)
+    got, optimizer, sq_norms, _ = run_torch(params, grads, **variant, lr=0.1)
 
     # Parameter 0 has a gradient only at step 0: it moved once, t = 1.
     assert optimizer.state[got[0]]["step"].item() == 1
-    only_once, _, _, _ = run_torch(params, grads[:1], foreach=foreach, lr=0.1)
+    only_once, _, _, _ = run_torch(params, grads[:1], **variant, lr=0.1)
     assert not torch.equal(got[0], params[0])
     # At steps 1 and 2 the η differs from step 0's, so equality with one step
     # proves the tensor was not touched again.
@@ -132,19 +143,19 @@ def test_none_grad_skipped(foreach):
     assert sq_norms[-1].item() == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_param_without_grad_gets_no_state(foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_param_without_grad_gets_no_state(variant):
     params = make_params()
     grads = make_grads(params, 2, none_at={(0, 1), (1, 1)})
-    got, optimizer, _, _ = run_torch(params, grads, foreach=foreach)
+    got, optimizer, _, _ = run_torch(params, grads, **variant)
     assert got[1] not in optimizer.state
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_zero_size_and_0d(foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_zero_size_and_0d(variant):
     params = make_params(shapes=[(), (0,), (4, 0, 2)])
     grads = make_grads(params, 3)
-    got, optimizer, sq_norms, _ = run_torch(params, grads, foreach=foreach, lr=0.1)
+    got, optimizer, sq_norms, _ = run_torch(params, grads, **variant, lr=0.1)
     expected, expected_sq_norms, _ = run_spec(params, grads, Hyperparams(lr=0.1))
     assert_close_to_numpy(got[0], expected[0], rtol=1e-12, atol=0)
     assert got[1].shape == (0,)
@@ -152,10 +163,10 @@ def test_zero_size_and_0d(foreach):
     assert sq_norms[-1].item() == pytest.approx(expected_sq_norms[-1], rel=1e-12)
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_add_param_group_joins_norm(foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_add_param_group_joins_norm(variant):
     first, second = make_params(shapes=[(3,), (4,)])
-    optimizer = VRAdam([first], lr=0.1, foreach=foreach)
+    optimizer = VRAdam([first], lr=0.1, **variant)
     optimizer.add_param_group({"params": [second], "lr": 0.2})
     first.grad = torch.ones(3, dtype=torch.float64)
     second.grad = torch.full((4,), 2.0, dtype=torch.float64)
@@ -168,16 +179,16 @@ def test_add_param_group_joins_norm(foreach):
     assert optimizer.effective_lrs[1].item() == pytest.approx(0.2 / gate, rel=1e-12)
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_groups_share_norm(foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_groups_share_norm(variant):
     params = make_params()
     grads = make_grads(params, 4)
-    one_group, _, sq_norms_one, _ = run_torch(params, grads, foreach=foreach, lr=0.1)
+    one_group, _, sq_norms_one, _ = run_torch(params, grads, **variant, lr=0.1)
     two_groups, _, sq_norms_two, lrs_two = run_torch(
         params,
         grads,
         groups_of=lambda ps: [{"params": ps[:2]}, {"params": ps[2:]}],
-        foreach=foreach,
+        **variant,
         lr=0.1,
     )
     torch.testing.assert_close(sq_norms_one[-1], sq_norms_two[-1], rtol=1e-14, atol=0)
@@ -186,13 +197,13 @@ def test_groups_share_norm(foreach):
         torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-16)
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_low_precision_dtypes(foreach, dtype):
+def test_low_precision_dtypes(variant, dtype):
     params = make_params(dtype=dtype)
     # Gradients of 300 give ‖m‖² above float16's max 65504 after one step.
     grads = make_grads(params, 3, scale=300.0)
-    got, optimizer, sq_norms, _ = run_torch(params, grads, foreach=foreach, lr=0.01)
+    got, optimizer, sq_norms, _ = run_torch(params, grads, **variant, lr=0.01)
 
     assert sq_norms[-1].dtype == torch.float32
     assert math.isfinite(sq_norms[-1].item())
@@ -214,23 +225,23 @@ def test_norm_is_float32_for_float32():
     assert sq_norms[0].dtype == torch.float32
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_nan_norm_propagates(foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_nan_norm_propagates(variant):
     params = make_params()
     grads = make_grads(params, 1)
     grads[0][0][0, 0] = math.nan
-    got, _, sq_norms, lrs = run_torch(params, grads, foreach=foreach)
+    got, _, sq_norms, lrs = run_torch(params, grads, **variant)
     assert math.isnan(sq_norms[0].item())
     assert math.isnan(lrs[0][0].item())
     assert torch.isnan(got[1]).all()
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_inf_norm_saturates_gate(foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_inf_norm_saturates_gate(variant):
     params = make_params(shapes=[(2,), (3,)])
     grads = make_grads(params, 1)
     grads[0][0][0] = math.inf
-    _, _, sq_norms, lrs = run_torch(params, grads, foreach=foreach, lr=0.11, alpha1=10.0)
+    _, _, sq_norms, lrs = run_torch(params, grads, **variant, lr=0.11, alpha1=10.0)
     assert sq_norms[0].item() == math.inf
     assert lrs[0][0].item() == pytest.approx(0.01, rel=1e-15)
 
@@ -309,11 +320,11 @@ def test_lr_tensor_with_scheduler():
     assert optimizer.effective_lrs[0].item() == pytest.approx(0.05, rel=1e-15)
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_functional_matches_class(foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_functional_matches_class(variant):
     params = make_params(complex_index=1)
     grads = make_grads(params, 4)
-    expected, _, sq_norms, lrs = run_torch(params, grads, foreach=foreach, lr=0.1)
+    expected, _, sq_norms, lrs = run_torch(params, grads, **variant, lr=0.1)
 
     tensors = [p.detach().clone() for p in params]
     exp_avgs = [torch.zeros_like(p) for p in tensors]
@@ -333,7 +344,7 @@ def test_functional_matches_class(foreach):
             alpha1=10.0,
             eps=1e-8,
             weight_decay=1e-5,
-            foreach=foreach,
+            **variant,
         )
     assert torch.equal(sq_norm, sq_norms[-1])
     assert torch.equal(lr, lrs[-1][0])
@@ -384,16 +395,17 @@ def test_defaults_match_spec():
     assert group["weight_decay"] == 1e-5
     assert group["maximize"] is False
     assert group["foreach"] is None
+    assert group["capturable"] is False
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_cuda_matches_cpu(foreach):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cuda_matches_cpu(variant):
     params = make_params(dtype=torch.float32)
     grads = make_grads(params, 4)
-    cpu, _, _, _ = run_torch(params, grads, foreach=foreach, lr=0.01)
+    cpu, _, _, _ = run_torch(params, grads, **variant, lr=0.01)
     cuda_params = [p.detach().cuda() for p in params]
     cuda_grads = [[g.cuda() for g in step] for step in grads]
-    cuda, _, _, _ = run_torch(cuda_params, cuda_grads, foreach=foreach, lr=0.01)
+    cuda, _, _, _ = run_torch(cuda_params, cuda_grads, **variant, lr=0.01)
     for a, b in zip(cpu, cuda, strict=True):
         torch.testing.assert_close(a, b.cpu(), rtol=1e-5, atol=1e-6)
