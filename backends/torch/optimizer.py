@@ -19,6 +19,7 @@ are computed there, so that a step can be captured in a CUDA graph.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -201,6 +202,31 @@ class VRAdam(Optimizer):
             group.setdefault("foreach", None)
             group.setdefault("capturable", False)
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state saved by :meth:`state_dict`, or by :class:`torch.optim.AdamW`.
+
+        An AdamW checkpoint brings its moments, step counts and hyperparameters.
+        β3 and α1, which it lacks, come from this optimizer's constructor. Each
+        step count is placed where this optimizer reads it: on the host, or on its
+        parameter's device when the group is capturable.
+        """
+        for index, group in enumerate(state_dict.get("param_groups", [])):
+            if group.get("amsgrad"):
+                warnings.warn(
+                    f"The checkpoint's param group {index} has amsgrad=True, but VRAdam "
+                    "has no AMSGrad: its max_exp_avg_sq state is loaded and not used.",
+                    stacklevel=2,
+                )
+        super().load_state_dict(state_dict)
+        # A fused AdamW keeps t on the device even when not capturable, and the
+        # host path would then wait for the device once per tensor.
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if state and "step" in state:
+                    device = _local(p).device if group["capturable"] else "cpu"
+                    state["step"] = state["step"].to(device)
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a parameter group, which joins the shared S from the next step on.
 
@@ -341,8 +367,8 @@ class VRAdam(Optimizer):
             return
         if not torch.cuda.is_current_stream_capturing():
             return
-        # NOTE: capture on CUDA is tested only where a GPU is present, and none has
-        # run the tests yet. The meta-device tests show the step reads no device value.
+        # NOTE: only GPU tests cover a real capture, and they skip without a GPU. On
+        # the CPU, the meta-device tests show that a capturable step reads no value.
         for index, group in enumerate(self.param_groups):
             if not group["capturable"]:
                 raise RuntimeError(
@@ -543,7 +569,7 @@ def apply_update(
     """Step 4: decay θ by η·λ and move it by η·m̂/(√v̂ + ε), in place, with ``lr`` = η.
 
     With ``capturable=True`` the bias corrections are computed on the device of
-    each step count; otherwise each count is read as a Python float.
+    each step count. Otherwise each count is read as a Python float.
     """
     params, exp_avgs, exp_avg_sqs = _real_local(params, exp_avgs, exp_avg_sqs)
     if foreach:
@@ -820,10 +846,10 @@ def _step_terms(lr, step, beta1: float, beta2: float, eps: float):
 
 
 def _terms_dtype(device: torch.device) -> torch.dtype:
-    """The dtype for bias corrections computed on ``device``: float64 where it exists.
+    """Return the dtype for bias corrections computed on ``device``: float64 where it exists.
 
     In float32, β2 = 0.999 rounds to 0.99900001, so 1 − β2 would be off by 1.3e-5
-    relative at t = 1; the host path computes in Python floats, which are float64.
+    relative at t = 1. The host path computes in Python floats, which are float64.
     """
     return torch.float32 if device.type == "mps" else torch.float64
 

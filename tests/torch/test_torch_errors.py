@@ -125,6 +125,32 @@ def test_adamw_checkpoint_loads_with_constructor_gate():
     assert int(optimizer.state[params[0]]["step"]) == 2
 
 
+def test_adamw_amsgrad_checkpoint_warns():
+    params = make_params()
+    adamw = torch.optim.AdamW(params, lr=0.01, amsgrad=True)
+    for p, g in zip(params, make_grads(params, 1)[0], strict=True):
+        p.grad = g
+    adamw.step()
+
+    optimizer = VRAdam(params)
+    with pytest.warns(UserWarning, match="amsgrad=True"):
+        optimizer.load_state_dict(adamw.state_dict())
+    assert int(optimizer.state[params[0]]["step"]) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fused_adamw_checkpoint_steps_on_host():
+    params = [p.detach().cuda().requires_grad_() for p in make_params(torch.float32)]
+    adamw = torch.optim.AdamW(params, lr=0.01, fused=True)
+    for p, g in zip(params, make_grads(params, 1)[0], strict=True):
+        p.grad = g.cuda()
+    adamw.step()
+
+    optimizer = VRAdam(params)
+    optimizer.load_state_dict(adamw.state_dict())
+    assert optimizer.state[params[0]]["step"].device.type == "cpu"
+
+
 def test_lr_tensor_must_be_floating():
     with pytest.raises(ValueError, match=r"Invalid lr: .* torch\.int64"):
         VRAdam(make_params(), lr=torch.tensor(1))
