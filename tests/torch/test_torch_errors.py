@@ -235,3 +235,104 @@ def test_logged_values_reset_on_load():
     optimizer.load_state_dict(saved)
     assert optimizer.velocity_sq_norm is None
     assert optimizer.effective_lrs is None
+
+
+@pytest.mark.parametrize("key", ["amsgrad", "fused", "differentiable"])
+def test_adamw_only_group_key_rejected(key):
+    with pytest.raises(ValueError, match=f"Invalid {key}: .*{key}=True"):
+        VRAdam([{"params": make_params(), key: True}])
+
+
+@pytest.mark.parametrize("key", ["amsgrad", "fused", "differentiable"])
+def test_adamw_only_key_rejected_in_add_param_group(key):
+    first, second = make_params(shapes=[(2,), (3,)])
+    optimizer = VRAdam([first])
+    with pytest.raises(ValueError, match=f"Invalid {key}"):
+        optimizer.add_param_group({"params": [second], key: True})
+    assert len(optimizer.param_groups) == 1
+
+
+def test_adamw_only_key_false_accepted():
+    optimizer = VRAdam([{"params": make_params(), "amsgrad": False}])
+    assert optimizer.param_groups[0]["amsgrad"] is False
+
+
+def _stepped_linear(dtype=torch.float32):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2).to(dtype)
+    optimizer = VRAdam(model.parameters())
+    model(torch.randn(4, 3, dtype=dtype)).sum().backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def test_cast_after_step_rejected():
+    model, optimizer = _stepped_linear()
+    model.double()
+    model(torch.randn(4, 3, dtype=torch.float64)).sum().backward()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(RuntimeError, match=r"Invalid state: .* torch\.float64.* torch\.float32"):
+        optimizer.step()
+    for p, value in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, value)
+
+
+def test_cast_state_by_reloading():
+    model, optimizer = _stepped_linear()
+    model.double()
+    model(torch.randn(4, 3, dtype=torch.float64)).sum().backward()
+    optimizer.load_state_dict(optimizer.state_dict())
+    optimizer.step()
+    assert optimizer.state[model.weight]["exp_avg"].dtype == torch.float64
+    assert optimizer.velocity_sq_norm.dtype == torch.float64
+
+
+def test_load_keeps_constructor_execution_settings():
+    model, saved = _stepped_linear()
+    optimizer = VRAdam(model.parameters(), foreach=True, capturable=True)
+    optimizer.load_state_dict(saved.state_dict())
+    assert optimizer.param_groups[0]["foreach"] is True
+    assert optimizer.param_groups[0]["capturable"] is True
+
+
+def _functional_call(params, steps, **options):
+    from vradam.torch import vradam
+
+    return vradam(
+        params,
+        [torch.ones_like(p) for p in params],
+        [torch.zeros_like(p) for p in params],
+        [torch.zeros_like(p) for p in params],
+        steps,
+        lr=1e-3,
+        beta1=0.9,
+        beta2=0.999,
+        beta3=1.0,
+        alpha1=10.0,
+        eps=1e-8,
+        weight_decay=0.0,
+        **options,
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "shown"),
+    [
+        (torch.zeros(2), r"shape \(2,\)"),
+        (torch.tensor(0), "torch.int64"),
+        (0.0, "float"),
+    ],
+    ids=["vector", "integer", "python-float"],
+)
+def test_functional_rejects_bad_step(step, shown):
+    params = make_params(shapes=[(2,)])
+    before = params[0].detach().clone()
+    with pytest.raises(ValueError, match=rf"Invalid state_steps\[0\]: .*{shown}"):
+        _functional_call(params, [step])
+    assert torch.equal(params[0], before)
+
+
+def test_functional_capturable_step_device():
+    params = [torch.empty(2, device="meta")]
+    with pytest.raises(ValueError, match=r"state_steps\[0\].*device meta.*on cpu"):
+        _functional_call(params, [torch.tensor(0.0)], capturable=True)

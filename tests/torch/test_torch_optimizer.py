@@ -409,3 +409,15 @@ def test_cuda_matches_cpu(variant):
     cuda, _, _, _ = run_torch(cuda_params, cuda_grads, **variant, lr=0.01)
     for a, b in zip(cpu, cuda, strict=True):
         torch.testing.assert_close(a, b.cpu(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_float16_update_does_not_overflow(variant):
+    # (√v + ε')/η reaches about 1e5 here, past float16's maximum of 65504, so a
+    # path that forms it would turn some updates into m/inf = 0.
+    start = torch.full((1000,), 0.01, dtype=torch.float16)
+    grad = (100 * torch.randn(1000, generator=torch.Generator().manual_seed(0))).half()
+    param = start.clone().requires_grad_()
+    param.grad = grad
+    VRAdam([param], lr=1e-4, beta3=0.0, weight_decay=0.0, **variant).step()
+    assert torch.count_nonzero(param.detach() == start) == 0
