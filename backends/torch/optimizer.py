@@ -50,6 +50,9 @@ _PLAIN_TYPES = (Tensor, torch.nn.Parameter)
 # The spec's argument names, as a PyTorch user types them.
 _TORCH_NAMES = {"beta1": "betas[0]", "beta2": "betas[1]"}
 
+# Options of torch.optim.AdamW that VRAdam lacks.
+_ADAMW_ONLY_KEYS = ("amsgrad", "fused", "differentiable")
+
 
 class VRAdam(Optimizer):
     r"""Implements VRAdam, velocity-regularized Adam with decoupled weight decay.
@@ -210,25 +213,40 @@ class VRAdam(Optimizer):
         ``foreach`` and ``capturable``, because they set how this optimizer runs,
         not the state of training. Each step count is placed where this optimizer
         reads it: on the host, or on its parameter's device when capturable.
+
+        The checkpoint's hyperparameters are validated before anything loads, so
+        an invalid checkpoint raises with the optimizer unchanged. AdamW's
+        ``amsgrad``, ``fused`` and ``differentiable`` keys are dropped, and so is
+        AMSGrad's running maximum, with a warning.
         """
-        for index, group in enumerate(state_dict.get("param_groups", [])):
-            if group.get("amsgrad"):
-                warnings.warn(
-                    f"The checkpoint's param group {index} has amsgrad=True, but VRAdam "
-                    "has no AMSGrad: its max_exp_avg_sq state is loaded and not used.",
-                    stacklevel=2,
-                )
         execution = [
             {key: group[key] for key in ("foreach", "capturable")} for group in self.param_groups
         ]
+        saved_groups = state_dict.get("param_groups", [])
+        for group, settings in zip(saved_groups, execution, strict=False):
+            hyperparams = {k: v for k, v in group.items() if k not in _ADAMW_ONLY_KEYS}
+            _check_group({**self.defaults, **hyperparams, **settings})
+        for index, group in enumerate(saved_groups):
+            if group.get("amsgrad"):
+                warnings.warn(
+                    f"The checkpoint's param group {index} has amsgrad=True, but VRAdam "
+                    "has no AMSGrad: its running maximum max_exp_avg_sq is dropped.",
+                    stacklevel=2,
+                )
+
         super().load_state_dict(state_dict)
         # A fused AdamW keeps t on the device even when not capturable, and the
         # host path would then wait for the device once per tensor.
         for group, settings in zip(self.param_groups, execution, strict=True):
             group.update(settings)
+            for key in _ADAMW_ONLY_KEYS:
+                group.pop(key, None)
             for p in group["params"]:
                 state = self.state.get(p)
-                if state and "step" in state:
+                if not state:
+                    continue
+                state.pop("max_exp_avg_sq", None)
+                if "step" in state:
                     device = _local(p).device if group["capturable"] else "cpu"
                     state["step"] = state["step"].to(device)
 
@@ -431,9 +449,9 @@ def vradam(
     parameter's device with ``capturable=True``. ``exp_avgs`` and ``exp_avg_sqs``
     start as zeros shaped like the parameters.
 
-    The lists must have one entry per tensor, every gradient a tensor shaped like
-    its parameter and every step count a 0-d floating-point tensor; otherwise
-    ``ValueError`` is raised before any tensor changes.
+    The lists must have one entry per tensor. Every gradient and moment must be a
+    tensor shaped like its parameter, and every step count a 0-d float32 or
+    float64 tensor. Otherwise ``ValueError`` is raised before any tensor changes.
     Hyperparameters are not validated here, as in ``torch.optim``'s functional
     forms: :class:`VRAdam` validates them once, on construction.
 
@@ -487,22 +505,34 @@ def _check_functional_inputs(
         raise ValueError(
             f"Invalid lists: expected one entry per tensor in each, received {received}."
         )
-    for index, (param, grad, step_t) in enumerate(zip(params, grads, state_steps, strict=True)):
-        if not isinstance(grad, Tensor) or grad.shape != param.shape:
-            received = type(grad).__name__ if not isinstance(grad, Tensor) else tuple(grad.shape)
-            raise ValueError(
-                f"Invalid grads[{index}]: expected a tensor of shape {tuple(param.shape)}, "
-                f"received {received}. Leave tensors without a gradient out of every list."
-            )
-        if not isinstance(step_t, Tensor) or step_t.ndim != 0 or not step_t.is_floating_point():
+    for index, param in enumerate(params):
+        for name in ("grads", "exp_avgs", "exp_avg_sqs"):
+            value = lists[name][index]
+            if not isinstance(value, Tensor) or value.shape != param.shape:
+                received = (
+                    tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                )
+                hint = " Leave tensors without a gradient out of every list."
+                raise ValueError(
+                    f"Invalid {name}[{index}]: expected a tensor of shape "
+                    f"{tuple(param.shape)}, received {received}."
+                    + (hint if name == "grads" else "")
+                )
+        step_t = state_steps[index]
+        # float16 and bfloat16 stop counting exactly at 2048 and 256.
+        if (
+            not isinstance(step_t, Tensor)
+            or step_t.ndim != 0
+            or step_t.dtype not in (torch.float32, torch.float64)
+        ):
             received = (
                 f"a tensor of shape {tuple(step_t.shape)} and dtype {step_t.dtype}"
                 if isinstance(step_t, Tensor)
                 else type(step_t).__name__
             )
             raise ValueError(
-                f"Invalid state_steps[{index}]: expected a 0-d floating-point tensor, "
-                f"received {received}."
+                f"Invalid state_steps[{index}]: expected a 0-d float32 or float64 "
+                f"tensor, received {received}."
             )
         if capturable and step_t.device != _local(param).device:
             raise ValueError(
@@ -769,19 +799,18 @@ def _multi_tensor_apply_update(
 
 
 def _add_scaled_quotient_float16(params, exp_avgs, denoms, lr, step_scales):
-    """Add step_scale·η·m/denom to each parameter, with no intermediate above 1/denom.
+    """Add (η·step_scale)·(m/denom) to each float16 parameter, as the for-loop body does.
 
     The general path divides the denominators by η and by the step scale, which
-    can pass float16's maximum of 65504 and give inf, and m/inf = 0 would drop
-    the update. η/denom is small instead, at the cost of one more pass.
+    can pass float16's maximum of 65504, and m/inf = 0 drops the update. Forming
+    1/denom instead overflows when v underflows to 0, and η/denom underflows
+    when η is tiny. m/denom stays near 1, and each scale η·step_scale stays a
+    0-d tensor of S's dtype, so addcmul_ rounds the product to float16 once.
+    This costs one more full-size buffer, in float16 only.
     """
-    torch._foreach_reciprocal_(denoms)
-    torch._foreach_mul_(denoms, lr)
-    if isinstance(step_scales[0], Tensor):
-        torch._foreach_mul_(denoms, step_scales)
-        torch._foreach_addcmul_(params, exp_avgs, denoms)
-    else:
-        torch._foreach_addcmul_(params, exp_avgs, denoms, step_scales)
+    quotients = torch._foreach_div(exp_avgs, denoms)
+    scales = torch._foreach_mul([lr] * len(params), step_scales)
+    torch._foreach_addcmul_(params, quotients, scales)
 
 
 # Helpers.
@@ -789,9 +818,9 @@ def _add_scaled_quotient_float16(params, exp_avgs, denoms, lr, step_scales):
 
 def _check_group(group: dict[str, Any]) -> None:
     """Raise if a parameter group's hyperparameters are invalid; change nothing."""
-    # Keys of torch.optim.AdamW that VRAdam lacks. As constructor keywords they
-    # raise TypeError; in a group dict they would otherwise be ignored.
-    for key in ("amsgrad", "fused", "differentiable"):
+    # As constructor keywords these raise TypeError. In a group dict they would
+    # otherwise be ignored.
+    for key in _ADAMW_ONLY_KEYS:
         if group.get(key):
             raise ValueError(
                 f"Invalid {key}: VRAdam has no {key} option, received {key}={group[key]!r} "

@@ -125,17 +125,52 @@ def test_adamw_checkpoint_loads_with_constructor_gate():
     assert int(optimizer.state[params[0]]["step"]) == 2
 
 
-def test_adamw_amsgrad_checkpoint_warns():
-    params = make_params()
+def _amsgrad_checkpoint(params):
     adamw = torch.optim.AdamW(params, lr=0.01, amsgrad=True)
     for p, g in zip(params, make_grads(params, 1)[0], strict=True):
         p.grad = g
     adamw.step()
+    return adamw.state_dict()
 
+
+def test_adamw_amsgrad_checkpoint_warns():
+    params = make_params()
+    checkpoint = _amsgrad_checkpoint(params)
     optimizer = VRAdam(params)
     with pytest.warns(UserWarning, match="amsgrad=True"):
-        optimizer.load_state_dict(adamw.state_dict())
+        optimizer.load_state_dict(checkpoint)
     assert int(optimizer.state[params[0]]["step"]) == 1
+    assert "amsgrad" not in optimizer.param_groups[0]
+    assert "max_exp_avg_sq" not in optimizer.state[params[0]]
+
+
+def test_reloaded_amsgrad_checkpoint_does_not_warn_again(recwarn):
+    params = make_params()
+    checkpoint = _amsgrad_checkpoint(params)
+    optimizer = VRAdam(params)
+    with pytest.warns(UserWarning):
+        optimizer.load_state_dict(checkpoint)
+
+    optimizer.load_state_dict(optimizer.state_dict())
+    assert len(recwarn) == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("lr", -1.0), ("betas", (2.0, 0.5)), ("beta3", float("nan"))]
+)
+def test_invalid_checkpoint_rejected(key, value):
+    params = make_params()
+    for p, g in zip(params, make_grads(params, 1)[0], strict=True):
+        p.grad = g
+    optimizer = VRAdam(params, lr=0.01)
+    optimizer.step()
+    checkpoint = optimizer.state_dict()
+    before = optimizer.state_dict()
+    checkpoint["param_groups"][0][key] = value
+    with pytest.raises(ValueError, match=f"Invalid {key}"):
+        optimizer.load_state_dict(checkpoint)
+    assert optimizer.param_groups[0]["lr"] == 0.01
+    assert torch.equal(optimizer.state[params[0]]["exp_avg"], before["state"][0]["exp_avg"])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -295,14 +330,15 @@ def test_load_keeps_constructor_execution_settings():
     assert optimizer.param_groups[0]["capturable"] is True
 
 
-def _functional_call(params, steps, **options):
+def _functional_call(params, steps, exp_avgs=None, exp_avg_sqs=None, **options):
     from vradam.torch import vradam
 
+    zeros = [torch.zeros_like(p) for p in params]
     return vradam(
         params,
         [torch.ones_like(p) for p in params],
-        [torch.zeros_like(p) for p in params],
-        [torch.zeros_like(p) for p in params],
+        zeros if exp_avgs is None else exp_avgs,
+        [z.clone() for z in zeros] if exp_avg_sqs is None else exp_avg_sqs,
         steps,
         lr=1e-3,
         beta1=0.9,
@@ -320,9 +356,10 @@ def _functional_call(params, steps, **options):
     [
         (torch.zeros(2), r"shape \(2,\)"),
         (torch.tensor(0), "torch.int64"),
+        (torch.tensor(0.0, dtype=torch.bfloat16), "torch.bfloat16"),
         (0.0, "float"),
     ],
-    ids=["vector", "integer", "python-float"],
+    ids=["vector", "integer", "bfloat16", "python-float"],
 )
 def test_functional_rejects_bad_step(step, shown):
     params = make_params(shapes=[(2,)])
@@ -330,6 +367,16 @@ def test_functional_rejects_bad_step(step, shown):
     with pytest.raises(ValueError, match=rf"Invalid state_steps\[0\]: .*{shown}"):
         _functional_call(params, [step])
     assert torch.equal(params[0], before)
+
+
+@pytest.mark.parametrize("name", ["exp_avgs", "exp_avg_sqs"])
+def test_functional_rejects_bad_moment_shape(name):
+    params = make_params(shapes=[(2,), (3,)])
+    moments = {name: [torch.zeros(2), torch.zeros(5)]}
+    steps = [torch.tensor(0.0), torch.tensor(0.0)]
+    with pytest.raises(ValueError, match=rf"Invalid {name}\[1\]: .*\(3,\), received \(5,\)"):
+        _functional_call(params, steps, **moments)
+    assert float(steps[0]) == 0.0
 
 
 def test_functional_capturable_step_device():

@@ -411,6 +411,31 @@ def test_cuda_matches_cpu(variant):
         torch.testing.assert_close(a, b.cpu(), rtol=1e-5, atol=1e-6)
 
 
+# (gradient scale, lr, eps, atol). The three cases put (√v + ε')/η above float16's
+# max, make v underflow to 0 so that the denominator is ε' alone, and put η·m/denom
+# below float16's normal range. In the second case m is subnormal too. There the
+# foreach moment update rounds differently from the for-loop's, so the paths drift
+# apart by about 1e-5.
+FLOAT16_EXTREMES = [
+    pytest.param(100.0, 1e-4, 1e-8, 6e-8, id="large-quotient"),
+    pytest.param(1e-4, 1e-3, 1e-4, 2e-5, id="eps-only-denominator"),
+    pytest.param(1000.0, 1e-6, 1e-8, 6e-8, id="tiny-lr"),
+]
+
+
+@pytest.mark.parametrize(("scale", "lr", "eps", "atol"), FLOAT16_EXTREMES)
+@pytest.mark.parametrize("variant", VARIANTS[1:])
+def test_float16_matches_for_loop(variant, scale, lr, eps, atol):
+    # Zeros, so that float16's resolution near 1 cannot hide an update of 1e-6.
+    params = [torch.zeros(shape, dtype=torch.float16) for shape in [(64,), (8, 8)]]
+    grads = make_grads(params, 5, scale=scale)
+    options = {"lr": lr, "eps": eps, "beta3": 0.3}
+    loop, _, _, _ = run_torch(params, grads, foreach=False, **options)
+    other, _, _, _ = run_torch(params, grads, **variant, **options)
+    for a, b in zip(loop, other, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=atol)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_float16_update_does_not_overflow(variant):
     # (√v + ε')/η reaches about 1e5 here, past float16's maximum of 65504, so a
