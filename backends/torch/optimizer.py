@@ -52,6 +52,11 @@ _TORCH_NAMES = {"beta1": "betas[0]", "beta2": "betas[1]"}
 
 # Options of torch.optim.AdamW that VRAdam lacks.
 _ADAMW_ONLY_KEYS = ("amsgrad", "fused", "differentiable")
+# Keys of other optimizers' param groups that mean nothing to VRAdam.
+_DROPPED_ON_LOAD = (*_ADAMW_ONLY_KEYS, "decoupled_weight_decay")
+# Keys that every checkpoint of an Adam-like optimizer has. A checkpoint of
+# another optimizer may lack beta3, alpha1 and maximize, which have defaults.
+_REQUIRED_ON_LOAD = ("lr", "betas", "eps", "weight_decay")
 
 
 class VRAdam(Optimizer):
@@ -223,29 +228,25 @@ class VRAdam(Optimizer):
             {key: group[key] for key in ("foreach", "capturable")} for group in self.param_groups
         ]
         saved_groups = state_dict.get("param_groups", [])
-        for group, settings in zip(saved_groups, execution, strict=False):
-            hyperparams = {k: v for k, v in group.items() if k not in _ADAMW_ONLY_KEYS}
-            _check_group({**self.defaults, **hyperparams, **settings})
-        for index, group in enumerate(saved_groups):
-            if group.get("amsgrad"):
-                warnings.warn(
-                    f"The checkpoint's param group {index} has amsgrad=True, but VRAdam "
-                    "has no AMSGrad: its running maximum max_exp_avg_sq is dropped.",
-                    stacklevel=2,
-                )
+        for index, (group, settings) in enumerate(zip(saved_groups, execution, strict=False)):
+            _check_saved_group(index, group, self.defaults, settings)
 
         super().load_state_dict(state_dict)
         # A fused AdamW keeps t on the device even when not capturable, and the
         # host path would then wait for the device once per tensor.
         for group, settings in zip(self.param_groups, execution, strict=True):
             group.update(settings)
-            for key in _ADAMW_ONLY_KEYS:
+            for key in _DROPPED_ON_LOAD:
                 group.pop(key, None)
             for p in group["params"]:
                 state = self.state.get(p)
                 if not state:
                     continue
                 state.pop("max_exp_avg_sq", None)
+                # torch casts the moments of floating-point parameters only.
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if key in state and state[key].dtype != p.dtype:
+                        state[key] = state[key].to(p.dtype)
                 if "step" in state:
                     device = _local(p).device if group["capturable"] else "cpu"
                     state["step"] = state["step"].to(device)
@@ -284,7 +285,7 @@ class VRAdam(Optimizer):
                     )
                 # Moments of another dtype would be updated silently in that dtype.
                 state = states.get(p)
-                if state and state["exp_avg"].dtype is not p.dtype:
+                if state and "exp_avg" in state and state["exp_avg"].dtype is not p.dtype:
                     raise RuntimeError(
                         f"Invalid state: parameter {param_index} of param group "
                         f"{group_index} is {p.dtype}, but its moments are "
@@ -306,7 +307,7 @@ class VRAdam(Optimizer):
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                if len(state) == 0:
+                if "exp_avg" not in state:
                     # Like torch.optim.AdamW, t lives on the host as a float tensor
                     # unless the group is capturable, so in eager mode the bias
                     # corrections cost no device work.
@@ -450,8 +451,9 @@ def vradam(
     start as zeros shaped like the parameters.
 
     The lists must have one entry per tensor. Every gradient and moment must be a
-    tensor shaped like its parameter, and every step count a 0-d float32 or
-    float64 tensor. Otherwise ``ValueError`` is raised before any tensor changes.
+    dense tensor with its parameter's shape, dtype and device, and every step
+    count a 0-d float32 or float64 tensor. Otherwise ``ValueError`` is raised
+    before any tensor changes.
     Hyperparameters are not validated here, as in ``torch.optim``'s functional
     forms: :class:`VRAdam` validates them once, on construction.
 
@@ -517,6 +519,17 @@ def _check_functional_inputs(
                     f"Invalid {name}[{index}]: expected a tensor of shape "
                     f"{tuple(param.shape)}, received {received}."
                     + (hint if name == "grads" else "")
+                )
+            device = _local(param).device
+            if (
+                value.layout != torch.strided
+                or value.dtype != param.dtype
+                or _local(value).device != device
+            ):
+                raise ValueError(
+                    f"Invalid {name}[{index}]: expected a dense {param.dtype} tensor on "
+                    f"{device} like its parameter, received a {value.layout} "
+                    f"{value.dtype} tensor on {_local(value).device}."
                 )
         step_t = state_steps[index]
         # float16 and bfloat16 stop counting exactly at 2048 and 256.
@@ -878,6 +891,45 @@ def _check_group(group: dict[str, Any]) -> None:
         maximize=group["maximize"],
         names=_TORCH_NAMES,
     )
+
+
+def _check_saved_group(
+    index: int, group: dict[str, Any], defaults: dict[str, Any], settings: dict[str, Any]
+) -> None:
+    """Raise if param group ``index`` of a checkpoint cannot load; change nothing.
+
+    ``settings`` are the ``foreach`` and ``capturable`` values that replace the
+    checkpoint's.
+
+    Warn about keys whose meaning VRAdam cannot keep: AMSGrad's running maximum,
+    and Adam's L2 penalty, which VRAdam would apply as decoupled decay.
+    """
+    where = f"param group {index} of the checkpoint"
+    missing = [key for key in _REQUIRED_ON_LOAD if key not in group]
+    if missing:
+        raise ValueError(
+            f"Invalid checkpoint: {where} lacks {', '.join(map(repr, missing))}, so it does "
+            "not come from VRAdam or an Adam-like optimizer."
+        )
+    hyperparams = {k: v for k, v in group.items() if k not in _DROPPED_ON_LOAD}
+    try:
+        _check_group({**defaults, **hyperparams, **settings})
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{error} The value comes from {where}.") from error
+
+    if group.get("amsgrad"):
+        warnings.warn(
+            f"{where.capitalize()} has amsgrad=True, but VRAdam has no AMSGrad: its "
+            "running maximum max_exp_avg_sq is dropped.",
+            stacklevel=3,
+        )
+    if group.get("decoupled_weight_decay") is False and group["weight_decay"] != 0:
+        warnings.warn(
+            f"{where.capitalize()} comes from Adam with an L2 penalty of weight_decay="
+            f"{group['weight_decay']!r}. VRAdam applies that value as decoupled weight "
+            "decay, as AdamW does.",
+            stacklevel=3,
+        )
 
 
 # On CPU the foreach body wins only while tensors are small, because each foreach

@@ -330,6 +330,17 @@ def test_load_keeps_constructor_execution_settings():
     assert optimizer.param_groups[0]["capturable"] is True
 
 
+FUNCTIONAL_HYPERPARAMS = {
+    "lr": 1e-3,
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "beta3": 1.0,
+    "alpha1": 10.0,
+    "eps": 1e-8,
+    "weight_decay": 0.0,
+}
+
+
 def _functional_call(params, steps, exp_avgs=None, exp_avg_sqs=None, **options):
     from vradam.torch import vradam
 
@@ -340,13 +351,7 @@ def _functional_call(params, steps, exp_avgs=None, exp_avg_sqs=None, **options):
         zeros if exp_avgs is None else exp_avgs,
         [z.clone() for z in zeros] if exp_avg_sqs is None else exp_avg_sqs,
         steps,
-        lr=1e-3,
-        beta1=0.9,
-        beta2=0.999,
-        beta3=1.0,
-        alpha1=10.0,
-        eps=1e-8,
-        weight_decay=0.0,
+        **FUNCTIONAL_HYPERPARAMS,
         **options,
     )
 
@@ -371,7 +376,7 @@ def test_functional_rejects_bad_step(step, shown):
 
 @pytest.mark.parametrize("name", ["exp_avgs", "exp_avg_sqs"])
 def test_functional_rejects_bad_moment_shape(name):
-    params = make_params(shapes=[(2,), (3,)])
+    params = [torch.ones(2), torch.ones(3)]
     moments = {name: [torch.zeros(2), torch.zeros(5)]}
     steps = [torch.tensor(0.0), torch.tensor(0.0)]
     with pytest.raises(ValueError, match=rf"Invalid {name}\[1\]: .*\(3,\), received \(5,\)"):
@@ -383,3 +388,88 @@ def test_functional_capturable_step_device():
     params = [torch.empty(2, device="meta")]
     with pytest.raises(ValueError, match=r"state_steps\[0\].*device meta.*on cpu"):
         _functional_call(params, [torch.tensor(0.0)], capturable=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("grads", torch.ones(3).to_sparse()),
+        ("grads", torch.ones(3, dtype=torch.complex64)),
+        ("exp_avgs", torch.zeros(3, dtype=torch.float64)),
+        ("exp_avg_sqs", torch.zeros(3, dtype=torch.float16)),
+        ("exp_avgs", torch.zeros(3, device="meta")),
+    ],
+    ids=["sparse-grad", "complex-grad", "float64-moment", "float16-moment", "meta-moment"],
+)
+def test_functional_rejects_unlike_tensor(name, value):
+    from vradam.torch import vradam
+
+    params = [torch.ones(3), torch.ones(3)]
+    lists = {
+        "grads": [torch.ones(3), torch.ones(3)],
+        "exp_avgs": [torch.zeros(3), torch.zeros(3)],
+        "exp_avg_sqs": [torch.zeros(3), torch.zeros(3)],
+    }
+    lists[name][1] = value
+    steps = [torch.tensor(0.0), torch.tensor(0.0)]
+    with pytest.raises(ValueError, match=rf"Invalid {name}\[1\]: expected a dense torch.float32"):
+        vradam(params, **lists, state_steps=steps, **FUNCTIONAL_HYPERPARAMS)
+    assert float(steps[0]) == 0.0
+
+
+@pytest.mark.parametrize("key", ["lr", "betas", "eps", "weight_decay"])
+def test_checkpoint_missing_key_rejected(key):
+    _, optimizer = _stepped_linear()
+    checkpoint = optimizer.state_dict()
+    before = optimizer.state_dict()
+    del checkpoint["param_groups"][0][key]
+    with pytest.raises(ValueError, match=f"Invalid checkpoint: .* lacks '{key}'"):
+        optimizer.load_state_dict(checkpoint)
+    assert optimizer.state_dict()["param_groups"] == before["param_groups"]
+
+
+def test_sgd_checkpoint_rejected():
+    model, optimizer = _stepped_linear()
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sgd.step()
+    with pytest.raises(ValueError, match="lacks 'betas', 'eps'"):
+        optimizer.load_state_dict(sgd.state_dict())
+
+
+def test_adam_l2_checkpoint_warns():
+    model, optimizer = _stepped_linear()
+    adam = torch.optim.Adam(model.parameters(), weight_decay=0.1)
+    adam.step()
+    with pytest.warns(UserWarning, match="L2 penalty of weight_decay=0.1"):
+        optimizer.load_state_dict(adam.state_dict())
+    assert "decoupled_weight_decay" not in optimizer.param_groups[0]
+
+
+def test_checkpoint_error_names_checkpoint():
+    _, optimizer = _stepped_linear()
+    checkpoint = optimizer.state_dict()
+    checkpoint["param_groups"][0]["eps"] = -1.0
+    with pytest.raises(ValueError, match="comes from param group 0 of the checkpoint"):
+        optimizer.load_state_dict(checkpoint)
+
+
+def test_complex_cast_state_by_reloading():
+    param = torch.nn.Parameter(torch.randn(4, dtype=torch.complex64))
+    optimizer = VRAdam([param])
+    param.grad = torch.randn_like(param)
+    optimizer.step()
+    param.data = param.data.to(torch.complex128)
+    param.grad = torch.randn_like(param)
+    optimizer.load_state_dict(optimizer.state_dict())
+    optimizer.step()
+    assert optimizer.state[param]["exp_avg"].dtype == torch.complex128
+
+
+def test_state_without_moments_gets_them():
+    param = torch.nn.Parameter(torch.randn(3))
+    optimizer = VRAdam([param])
+    optimizer.state[param]["note"] = "kept"
+    param.grad = torch.ones(3)
+    optimizer.step()
+    assert optimizer.state[param]["exp_avg"].shape == (3,)
+    assert optimizer.state[param]["note"] == "kept"
