@@ -707,8 +707,9 @@ def _single_tensor_apply_update(
 ):
     # A traced or device-resident step count cannot be read on the host.
     steps_on_host = not (capturable or torch.compiler.is_compiling())
-    lr_on_device = _OnDevice(lr)
-    decay_on_device = _OnDevice(1 - lr * weight_decay) if _nonzero(weight_decay) else None
+    lr_copies = {lr.device: lr}
+    decay = 1 - lr * weight_decay if _nonzero(weight_decay) else None
+    decay_copies = None if decay is None else {decay.device: decay}
     # In eager mode the step scalars are made once per distinct (device, t), so
     # the 0-d product with η costs one small device op per group, not per tensor.
     terms_cache: dict[tuple[torch.device, float], tuple[Tensor, float]] = {}
@@ -716,17 +717,18 @@ def _single_tensor_apply_update(
         params, exp_avgs, exp_avg_sqs, state_steps, strict=True
     ):
         device = param.device
-        if decay_on_device is not None:
-            param.mul_(decay_on_device[device])
+        if decay_copies is not None:
+            param.mul_(_on_device(decay_copies, device))
 
+        lr_here = _on_device(lr_copies, device)
         if steps_on_host:
             key = (device, step_t.item())
             if key not in terms_cache:
-                terms_cache[key] = _step_terms(lr_on_device[device], key[1], beta1, beta2, eps)
+                terms_cache[key] = _step_terms(lr_here, key[1], beta1, beta2, eps)
             step_size, denom_eps = terms_cache[key]
         else:
             step = step_t.to(_terms_dtype(step_t.device))
-            step_size, denom_eps = _step_terms(lr_on_device[device], step, beta1, beta2, eps)
+            step_size, denom_eps = _step_terms(lr_here, step, beta1, beta2, eps)
 
         update = exp_avg_sq.sqrt().add_(denom_eps)
         torch.div(exp_avg, update, out=update)
@@ -772,12 +774,13 @@ def _multi_tensor_apply_update(
         [params, exp_avgs, exp_avg_sqs, state_steps]
     )
     steps_on_host = not (capturable or torch.compiler.is_compiling())
-    lr_on_device = _OnDevice(lr)
-    decay_on_device = _OnDevice(1 - lr * weight_decay) if _nonzero(weight_decay) else None
+    lr_copies = {lr.device: lr}
+    decay = 1 - lr * weight_decay if _nonzero(weight_decay) else None
+    decay_copies = None if decay is None else {decay.device: decay}
     for (device_params, device_exp_avgs, device_exp_avg_sqs, device_steps), _ in buckets.values():
         device = device_params[0].device
-        if decay_on_device is not None:
-            torch._foreach_mul_(device_params, decay_on_device[device])
+        if decay_copies is not None:
+            torch._foreach_mul_(device_params, _on_device(decay_copies, device))
 
         if steps_on_host:
             terms = [_step_terms(1.0, step_t.item(), beta1, beta2, eps) for step_t in device_steps]
@@ -793,7 +796,7 @@ def _multi_tensor_apply_update(
         torch._foreach_add_(denoms, denom_eps)
         if device_params[0].dtype == torch.float16:
             _add_scaled_quotient_float16(
-                device_params, device_exp_avgs, denoms, lr_on_device[device], step_scales
+                device_params, device_exp_avgs, denoms, _on_device(lr_copies, device), step_scales
             )
             continue
 
@@ -801,7 +804,7 @@ def _multi_tensor_apply_update(
         # scalars, so η divides the denominators in place and the step scalars go
         # to addcdiv_. Scaling m instead would allocate a second full-size buffer.
         # With η = 0 the quotient is m/inf = 0, as η·m̂/(√v̂ + ε) is.
-        torch._foreach_div_(denoms, lr_on_device[device])
+        torch._foreach_div_(denoms, _on_device(lr_copies, device))
         if steps_on_host:
             torch._foreach_addcdiv_(device_params, device_exp_avgs, denoms, step_scales)
         else:
@@ -966,16 +969,15 @@ def _sum_of_squares(norms: list[Tensor]) -> Tensor:
     return torch.dot(stacked, stacked)
 
 
-class _OnDevice(dict):
-    """A 0-d tensor, copied to another device on first lookup and reused after that."""
+def _on_device(copies: dict[torch.device, Tensor], device: torch.device) -> Tensor:
+    """Return the 0-d tensor of ``copies`` on ``device``, copying it there on first use.
 
-    def __init__(self, tensor: Tensor) -> None:
-        super().__init__({tensor.device: tensor})
-        self.tensor = tensor
-
-    def __missing__(self, device: torch.device) -> Tensor:
-        self[device] = self.tensor.to(device, non_blocking=True)
-        return self[device]
+    ``copies`` starts as ``{t.device: t}``. It is a plain dict, not a dict subclass,
+    because torch.compile in torch 2.4 cannot construct a dict subclass.
+    """
+    if device not in copies:
+        copies[device] = next(iter(copies.values())).to(device, non_blocking=True)
+    return copies[device]
 
 
 def _step_terms(lr, step, beta1: float, beta2: float, eps: float):
@@ -1054,7 +1056,10 @@ def _split_by_sharding(exp_avgs: Sequence[Tensor]) -> dict[Any, list[Tensor]]:
                 )
             key = (exp_avg.device_mesh, dims) if dims else None
             exp_avg = exp_avg.to_local()
-        buckets.setdefault(key, []).append(exp_avg)
+        # Not dict.setdefault, which torch.compile in torch 2.4 cannot trace.
+        if key not in buckets:
+            buckets[key] = []
+        buckets[key].append(exp_avg)
     return buckets
 
 
