@@ -4,7 +4,8 @@ Run everything with ``nox`` (the README lists what each session needs), one sess
 with ``nox -s jax``. Every session builds its own virtualenv from nothing. It
 installs vradam from this checkout and only the frameworks it tests, at the exact
 versions in ``constraints/ci.txt``. An import that works only because some other
-framework happens to be installed therefore fails.
+framework happens to be installed therefore fails. The ``torch-versions`` sessions,
+which a plain ``nox`` skips, swap the pinned torch for older releases.
 """
 
 from __future__ import annotations
@@ -75,6 +76,28 @@ def jax(session: nox.Session) -> None:
     install_vradam(session, "jax")
     # tests/jax is where the JAX adapter's own tests will live.
     run_pytest(session, "tests/oracles/test_optax_oracle.py", "tests/jax")
+
+
+# Older torch releases that the PyTorch adapter supports (pyproject.toml requires
+# torch>=2.4). They are not in the default run, because PyPI serves each as a CUDA
+# build of several GB: run them with `nox -s torch-versions`.
+OLDER_TORCH_VERSIONS = ("2.4.1", "2.6.0", "2.8.0", "2.9.1")
+
+
+@nox.session(python=PYTHON, name="torch-versions", default=False)
+@nox.parametrize("torch_version", OLDER_TORCH_VERSIONS)
+def torch_versions(session: nox.Session, torch_version: str) -> None:
+    """Test the PyTorch adapter with an older torch release (not part of a plain `nox`)."""
+    # constraints/ci.txt pins torch 2.13.0, so this session pins everything else
+    # from it and leaves torch to the release under test.
+    constraints = Path(session.create_tmp()) / "constraints-without-torch.txt"
+    pinned = (ROOT / "constraints" / "ci.txt").read_text(encoding="utf-8").splitlines()
+    constraints.write_text(
+        "\n".join(line for line in pinned if not line.startswith("torch==")) + "\n",
+        encoding="utf-8",
+    )
+    session.install("-c", str(constraints), f"torch=={torch_version}", ".", *TEST_TOOLS)
+    run_pytest(session, "tests/torch")
 
 
 @nox.session(python=PYTHON, name="keras-tensorflow")
