@@ -88,15 +88,17 @@ OLDER_TORCH_VERSIONS = ("2.4.1", "2.6.0", "2.8.0", "2.9.1")
 @nox.parametrize("torch_version", OLDER_TORCH_VERSIONS)
 def torch_versions(session: nox.Session, torch_version: str) -> None:
     """Test the PyTorch adapter with an older torch release (not part of a plain `nox`)."""
-    # constraints/ci.txt pins torch 2.13.0, so this session pins everything else
-    # from it and leaves torch to the release under test.
+    # torch goes first and unconstrained, because each release pins some of its
+    # own dependencies (torch 2.6.0 requires sympy==1.13.1). The rest comes from
+    # constraints/ci.txt without its torch line, which names 2.13.0.
+    session.install(f"torch=={torch_version}")
     constraints = Path(session.create_tmp()) / "constraints-without-torch.txt"
     pinned = (ROOT / "constraints" / "ci.txt").read_text(encoding="utf-8").splitlines()
     constraints.write_text(
         "\n".join(line for line in pinned if not line.startswith("torch==")) + "\n",
         encoding="utf-8",
     )
-    session.install("-c", str(constraints), f"torch=={torch_version}", ".", *TEST_TOOLS)
+    session.install("-c", str(constraints), ".", *TEST_TOOLS)
     run_pytest(session, "tests/torch")
 
 

@@ -7,10 +7,12 @@
 #
 # Outputs go to $OUT when it is set, else to ./gpu_check_out. Extra arguments
 # are passed on, e.g. `--device cpu --repeats 3` for a dry run without a GPU.
+# $PYTHON names the interpreter; without it, ./.venv is activated if it exists
+# and `python` is taken from PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then
+if [ -z "${PYTHON:-}" ] && [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then
   # shellcheck disable=SC1091
   . .venv/bin/activate
 fi
-exec timeout 540 python benchmarks/torch_gpu_check.py --out "${OUT:-gpu_check_out}" "$@"
+exec timeout 540 "${PYTHON:-python}" benchmarks/torch_gpu_check.py --out "${OUT:-gpu_check_out}" "$@"

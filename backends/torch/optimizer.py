@@ -263,8 +263,13 @@ class VRAdam(Optimizer):
                 param_group["betas"] = tuple(param_group["betas"])
         super().add_param_group(param_group)
 
-    def _check_gradients(self) -> None:
-        """Raise on a sparse gradient or on state whose dtype no longer matches."""
+    def _init_groups(self) -> list[dict[str, Any]]:
+        """Collect, per group, the tensors that have a gradient, creating state lazily.
+
+        Every gradient and existing state is checked before any state is created,
+        so a sparse gradient, or a parameter cast to another dtype after its state
+        was created, raises with the optimizer unchanged.
+        """
         states = self.state
         for group_index, group in enumerate(self.param_groups):
             for param_index, p in enumerate(group["params"]):
@@ -289,36 +294,34 @@ class VRAdam(Optimizer):
                         "optimizer.load_state_dict(optimizer.state_dict()) to cast the state."
                     )
 
-    def _init_group(self, group, params, grads, exp_avgs, exp_avg_sqs, state_steps) -> None:
-        """Append the group's tensors that have a gradient, creating state lazily.
-
-        The name, and a group followed by empty lists to fill, follow
-        torch.optim.AdamW's method, because torch.compile runs a method of that
-        name in Python instead of tracing it. A traced version guards on each
-        gradient through the state's keys, and torch 2.4 to 2.8 then recompile at
-        every step, because ``zero_grad()`` frees those gradients.
-        """
-        # The first group's call checks every group before any state is created,
-        # so an error leaves the optimizer as it was, compiled or not.
-        if group is self.param_groups[0]:
-            self._check_gradients()
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            state = self.state[p]
-            if "exp_avg" not in state:
-                # Like torch.optim.AdamW, t lives on the host as a float tensor
-                # unless the group is capturable, so in eager mode the bias
-                # corrections cost no device work.
-                step_device = _local(p).device if group["capturable"] else None
-                state["step"] = torch.zeros((), dtype=_step_dtype(), device=step_device)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            params.append(p)
-            grads.append(p.grad)
-            exp_avgs.append(state["exp_avg"])
-            exp_avg_sqs.append(state["exp_avg_sq"])
-            state_steps.append(state["step"])
+        collected = []
+        for group in self.param_groups:
+            tensors: dict[str, list[Tensor]] = {
+                "params": [],
+                "grads": [],
+                "exp_avgs": [],
+                "exp_avg_sqs": [],
+                "state_steps": [],
+            }
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "exp_avg" not in state:
+                    # Like torch.optim.AdamW, t lives on the host as a float tensor
+                    # unless the group is capturable, so in eager mode the bias
+                    # corrections cost no device work.
+                    step_device = _local(p).device if group["capturable"] else None
+                    state["step"] = torch.zeros((), dtype=_step_dtype(), device=step_device)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                tensors["params"].append(p)
+                tensors["grads"].append(p.grad)
+                tensors["exp_avgs"].append(state["exp_avg"])
+                tensors["exp_avg_sqs"].append(state["exp_avg_sq"])
+                tensors["state_steps"].append(state["step"])
+            collected.append(tensors)
+        return collected
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -334,20 +337,7 @@ class VRAdam(Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
-        collected = []
-        for group in self.param_groups:
-            params, grads, exp_avgs, exp_avg_sqs, state_steps = [], [], [], [], []
-            # Positional lists, because torch.compile fills only those in its trace.
-            self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, state_steps)
-            collected.append(
-                {
-                    "params": params,
-                    "grads": grads,
-                    "exp_avgs": exp_avgs,
-                    "exp_avg_sqs": exp_avg_sqs,
-                    "state_steps": state_steps,
-                }
-            )
+        collected = self._init_groups()
         foreach_per_group = [
             _use_foreach(group["foreach"], tensors["params"])
             for group, tensors in zip(self.param_groups, collected, strict=True)

@@ -24,9 +24,9 @@ def _model_and_data(seed=0):
     return model, torch.randn(16, 4)
 
 
-def _train(step_fn, model, optimizer, scheduler, data, steps):
+def _train(step_fn, model, optimizer, scheduler, data, steps, set_to_none=True):
     for _ in range(steps):
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=set_to_none)
         model(data).pow(2).mean().backward()
         step_fn()
         scheduler.step()
@@ -40,17 +40,20 @@ def _fresh_dynamo():
     torch._dynamo.reset()
 
 
-# torch.compile runs VRAdam._init_group in Python, so the first step's graph
-# already contains the state and later steps reuse it. A 0-d tensor lr never
-# recompiles. A float lr is specialized: torch 2.6 and newer recompile at its first
-# change and then treat it as dynamic, while torch 2.4.1 recompiles at every
-# change. Measured with torch 2.4.1, 2.6.0, 2.8.0 and 2.13.0, the same counts as
-# torch.optim.AdamW's.
+TORCH_VERSION = torch.torch_version.TorchVersion(torch.__version__)
+
+# The first step creates the state and the second reuses it, so two graphs. A 0-d
+# tensor lr never recompiles. A float lr is specialized: torch 2.6 and newer
+# recompile at its first change and then treat it as dynamic, while torch 2.4.1
+# recompiles at every change. Measured with torch 2.4.1, 2.6.0, 2.8.0 and 2.13.0.
 LR_CHANGES = 3
-FLOAT_LR_RECOMPILES = (
-    1 if torch.torch_version.TorchVersion(torch.__version__) >= "2.6" else LR_CHANGES
-)
-EXPECTED_GRAPHS = {"lr-float": 1 + FLOAT_LR_RECOMPILES, "lr-tensor": 1}
+FLOAT_LR_RECOMPILES = 1 if TORCH_VERSION >= "2.6" else LR_CHANGES
+EXPECTED_GRAPHS = {"lr-float": 2 + FLOAT_LR_RECOMPILES, "lr-tensor": 2}
+
+# torch 2.8 and older guard on each gradient through the optimizer state's keys
+# and recompile once such a gradient is freed, so zero_grad() with the default
+# set_to_none=True recompiles every step. Keeping the gradients avoids that.
+SET_TO_NONE_KEEPS_GRAPH = TORCH_VERSION >= "2.9"
 
 
 @pytest.mark.parametrize("lr_type", [float, torch.tensor], ids=["lr-float", "lr-tensor"])
@@ -61,7 +64,7 @@ def test_scheduler_recompile_count(foreach, lr_type, capturable):
     lr = lr_type(0.01)
     model, data = _model_and_data()
     optimizer = VRAdam(model.parameters(), lr=lr, foreach=foreach, capturable=capturable)
-    # lr changes after steps 3, 6 and 9, all after the first step, which creates the state.
+    # lr changes after steps 3, 6 and 9, all after the two warm-up steps.
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=3, gamma=0.5)
 
     # The scheduler wraps the bound optimizer.step in a function that dynamo skips,
@@ -70,7 +73,15 @@ def test_scheduler_recompile_count(foreach, lr_type, capturable):
     def compiled_step():
         VRAdam.step(optimizer)
 
-    _train(compiled_step, model, optimizer, scheduler, data, steps=10)
+    _train(
+        compiled_step,
+        model,
+        optimizer,
+        scheduler,
+        data,
+        steps=10,
+        set_to_none=SET_TO_NONE_KEEPS_GRAPH,
+    )
 
     expected = EXPECTED_GRAPHS["lr-float" if lr_type is float else "lr-tensor"]
     assert counters["stats"]["unique_graphs"] == expected
@@ -146,14 +157,55 @@ def test_compiled_groups_match_eager(foreach):
     assert model[2].bias not in optimizer.state
 
 
-def test_compiled_sparse_grad_raises():
+def test_compiled_sparse_grad_raises_on_first_step():
     embedding = torch.nn.Embedding(10, 3, sparse=True)
     linear = torch.nn.Linear(3, 1)
     optimizer = VRAdam([{"params": linear.parameters()}, {"params": embedding.parameters()}])
     compiled_step = torch.compile(lambda: VRAdam.step(optimizer), fullgraph=True, backend="eager")
     linear(embedding(torch.tensor([1, 2]))).sum().backward()
 
-    # torch.compile wraps the error in a subclass of RuntimeError.
-    with pytest.raises(RuntimeError, match="does not support sparse gradients"):
+    # torch.compile rejects the sparse tensor before VRAdam's own check runs.
+    with pytest.raises(RuntimeError):
         compiled_step()
     assert len(optimizer.state) == 0
+
+
+def _compiled_steps(model, data, steps):
+    optimizer = VRAdam(model.parameters(), lr=0.01)
+    compiled_step = torch.compile(lambda: VRAdam.step(optimizer), fullgraph=True, backend="eager")
+    for _ in range(steps):
+        model.zero_grad()
+        model(data).pow(2).mean().backward()
+        compiled_step()
+    return optimizer, compiled_step
+
+
+def test_compiled_step_after_cast_raises():
+    model, data = _model_and_data()
+    optimizer, compiled_step = _compiled_steps(model, data, steps=2)
+    model.double()
+    model.zero_grad()
+    model(data.double()).pow(2).mean().backward()
+    before = [p.detach().clone() for p in model.parameters()]
+
+    # The cast fails a dtype guard, so the step is traced again and the check
+    # raises. torch 2.8 and older leave VRAdam's message out of the error.
+    message = "cast after the first step" if TORCH_VERSION >= "2.9" else None
+    with pytest.raises(RuntimeError, match=message):
+        compiled_step()
+    for p, saved in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, saved)
+    assert all(optimizer.state[p]["step"].item() == 2 for p in model.parameters())
+
+
+def test_compiled_step_after_sparse_grad_raises():
+    embedding = torch.nn.Embedding(10, 3)
+    optimizer, compiled_step = _compiled_steps(embedding, torch.tensor([1, 2]), steps=2)
+    embedding.weight.grad = embedding.weight.grad.to_sparse()
+    before = embedding.weight.detach().clone()
+
+    # torch.compile rejects the sparse tensor before VRAdam's own check runs.
+    with pytest.raises(RuntimeError):
+        compiled_step()
+    assert torch.equal(embedding.weight, before)
+    assert optimizer.state[embedding.weight]["step"].item() == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def test_gpu_check_skips_without_cuda(tmp_path):
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "OUT": str(tmp_path)},
+        env={**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable},
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -34,7 +35,7 @@ def test_gpu_check_dry_run_on_cpu(tmp_path):
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "OUT": str(tmp_path)},
+        env={**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable},
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
