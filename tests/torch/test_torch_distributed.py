@@ -29,8 +29,9 @@ try:
 except ImportError:
     # Before torch 2.6 FSDP2 was private, and in torch 2.4.1 it needs CUDA.
     fully_shard = None
-# With gloo, FSDP2 in torch 2.8.0 sums the gradients of the ranks instead of
-# averaging them (2.9.1 averages), so the single-process reference does not apply.
+# FSDP2 on the CPU fails in torch 2.6.0, and with gloo in torch 2.8.0 it sums the
+# gradients of the ranks instead of averaging them (2.9.1 averages), so the
+# single-process reference does not apply before 2.9.
 FSDP2_ON_CPU = (
     fully_shard is not None and torch.torch_version.TorchVersion(torch.__version__) >= "2.9"
 )
