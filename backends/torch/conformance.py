@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 import torch
+
 from vradam.conformance.adapter import Adapter, Loss, Moments, Run, StepReport
 from vradam.hyperparams import Hyperparams
 from vradam.torch.optimizer import VRAdam

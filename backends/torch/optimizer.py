@@ -23,9 +23,11 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.optim.optimizer import Optimizer, ParamsT, _default_to_fused_or_foreach
+
 from vradam.hyperparams import DEFAULTS, validate_hyperparams
 
 try:
@@ -98,7 +100,8 @@ class VRAdam(Optimizer):
 
     The gate keeps :math:`\alpha_0 / (1 + \alpha_1) \le \eta \le \alpha_0`. With
     :math:`\beta_3 = 0` or :math:`\alpha_1 = 0` (and finite gradients) the step is
-    exactly :class:`torch.optim.AdamW`. :math:`\beta_3` has units of
+    :class:`torch.optim.AdamW`'s, equal to it up to rounding because some
+    operations run in a different order. :math:`\beta_3` has units of
     :math:`1/\lVert m \rVert^2`, and :math:`\lVert m \rVert^2` grows with the number
     of parameters, so a value tuned on one model does not transfer to another.
 
@@ -178,7 +181,7 @@ class VRAdam(Optimizer):
             "capturable": capturable,
         }
         _check_group(defaults)
-        defaults["betas"] = tuple(betas)
+        _use_python_numbers(defaults)
         super().__init__(params, defaults)
 
         # S and the η list of the last step. A dict entry, unlike an attribute set on
@@ -230,6 +233,8 @@ class VRAdam(Optimizer):
         saved_groups = state_dict.get("param_groups", [])
         for index, (group, settings) in enumerate(zip(saved_groups, execution, strict=False)):
             _check_saved_group(index, group, self.defaults, settings)
+        for key, saved_state in state_dict.get("state", {}).items():
+            _check_saved_state(key, saved_state)
 
         super().load_state_dict(state_dict)
         # A fused AdamW keeps t on the device even when not capturable, and the
@@ -249,7 +254,12 @@ class VRAdam(Optimizer):
                         state[key] = state[key].to(p.dtype)
                 if "step" in state:
                     device = _local(p).device if group["capturable"] else "cpu"
-                    state["step"] = state["step"].to(device)
+                    step = state["step"]
+                    # Older torch releases saved t as a Python number, which torch.optim.Adam
+                    # also converts to a tensor.
+                    if not isinstance(step, Tensor) or not step.is_floating_point():
+                        step = torch.as_tensor(step, dtype=_step_dtype())
+                    state["step"] = step.to(device)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a parameter group, which joins the shared S from the next step on.
@@ -259,8 +269,7 @@ class VRAdam(Optimizer):
         """
         if isinstance(param_group, dict):
             _check_group({**self.defaults, **param_group})
-            if "betas" in param_group:
-                param_group["betas"] = tuple(param_group["betas"])
+            _use_python_numbers(param_group)
         super().add_param_group(param_group)
 
     def _init_groups(self) -> list[dict[str, Any]]:
@@ -896,6 +905,24 @@ def _check_group(group: dict[str, Any]) -> None:
     )
 
 
+def _use_python_numbers(group: dict[str, Any]) -> None:
+    """Replace numpy scalars and 0-d arrays among the hyperparameters with Python floats.
+
+    ``torch.load(weights_only=True)`` cannot unpickle numpy objects, so a group
+    that kept ``lr=np.float64(1e-3)`` would save a checkpoint that does not load.
+    ``betas`` becomes a tuple.
+    """
+
+    def plain(value: Any) -> Any:
+        return float(value) if isinstance(value, (np.generic, np.ndarray)) else value
+
+    for key in ("lr", "beta3", "alpha1", "eps", "weight_decay"):
+        if key in group:
+            group[key] = plain(group[key])
+    if "betas" in group:
+        group["betas"] = tuple(plain(beta) for beta in group["betas"])
+
+
 def _check_saved_group(
     index: int, group: dict[str, Any], defaults: dict[str, Any], settings: dict[str, Any]
 ) -> None:
@@ -932,6 +959,42 @@ def _check_saved_group(
             f"{group['weight_decay']!r}. VRAdam applies that value as decoupled weight "
             "decay, as AdamW does.",
             stacklevel=3,
+        )
+
+
+def _check_saved_state(key: Any, state: Any) -> None:
+    """Raise if the checkpoint's state entry ``key`` has only part of Adam's state.
+
+    An entry needs all of ``step``, ``exp_avg`` and ``exp_avg_sq``, or none of them
+    (the next step then creates them). A checkpoint of another optimizer with
+    Adam's hyperparameters, such as torch.optim.Adamax, would otherwise load and
+    then fail at every step.
+    """
+    where = f"state entry {key!r} of the checkpoint"
+    if not isinstance(state, dict):
+        raise ValueError(f"Invalid checkpoint: {where} is a {type(state).__name__}, not a dict.")
+    names = ("step", "exp_avg", "exp_avg_sq")
+    if not any(name in state for name in names):
+        return
+    missing = [name for name in names if name not in state]
+    if missing:
+        raise ValueError(
+            f"Invalid checkpoint: {where} lacks {', '.join(map(repr, missing))}, so it does "
+            "not come from VRAdam or an Adam-like optimizer."
+        )
+    for name in ("exp_avg", "exp_avg_sq"):
+        if not isinstance(state[name], Tensor):
+            raise ValueError(
+                f"Invalid checkpoint: {name} in {where} is a {type(state[name]).__name__}, "
+                "not a tensor."
+            )
+    step = state["step"]
+    is_scalar_tensor = isinstance(step, Tensor) and step.ndim == 0 and not step.is_complex()
+    is_number = isinstance(step, (int, float)) and not isinstance(step, bool)
+    if not (is_scalar_tensor or is_number):
+        raise ValueError(
+            f"Invalid checkpoint: step in {where} must be a number or a 0-d real "
+            f"tensor, but it is {step!r}."
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -475,3 +476,56 @@ def test_state_without_moments_gets_them():
     optimizer.step()
     assert optimizer.state[param]["exp_avg"].shape == (3,)
     assert optimizer.state[param]["note"] == "kept"
+
+
+def test_adamax_checkpoint_rejected():
+    model, optimizer = _stepped_linear()
+    before = copy.deepcopy(optimizer.state_dict())
+    adamax = torch.optim.Adamax(model.parameters())
+    adamax.step()
+
+    # Adamax has Adam's hyperparameters but keeps exp_inf in place of exp_avg_sq.
+    with pytest.raises(ValueError, match="state entry 0 of the checkpoint lacks 'exp_avg_sq'"):
+        optimizer.load_state_dict(adamax.state_dict())
+    assert "exp_inf" not in optimizer.state[model.weight]
+    assert torch.equal(optimizer.state[model.weight]["exp_avg"], before["state"][0]["exp_avg"])
+
+
+def test_checkpoint_number_step_loads():
+    model, optimizer = _stepped_linear()
+    checkpoint = copy.deepcopy(optimizer.state_dict())
+    # Older torch releases saved t as a Python number, which torch.optim.Adam
+    # also converts to a tensor.
+    for state in checkpoint["state"].values():
+        state["step"] = 1
+    optimizer.load_state_dict(checkpoint)
+    optimizer.step()
+
+    step = optimizer.state[model.weight]["step"]
+    assert isinstance(step, torch.Tensor)
+    assert step.dtype == torch.float32
+    assert step.item() == 2
+
+
+@pytest.mark.parametrize(
+    "step",
+    [torch.tensor([1.0]), torch.tensor(1 + 0j), "1", True, None],
+    ids=["1-d", "complex", "str", "bool", "none"],
+)
+def test_checkpoint_invalid_step_rejected(step):
+    model, optimizer = _stepped_linear()
+    before = copy.deepcopy(optimizer.state_dict())
+    # state_dict() shares its entries with the optimizer's state, hence the copies.
+    checkpoint = copy.deepcopy(before)
+    checkpoint["state"][0]["step"] = step
+    with pytest.raises(ValueError, match="step in state entry 0 of the checkpoint must be"):
+        optimizer.load_state_dict(checkpoint)
+    assert torch.equal(optimizer.state[model.weight]["step"], before["state"][0]["step"])
+
+
+def test_checkpoint_moment_not_tensor_rejected():
+    _, optimizer = _stepped_linear()
+    checkpoint = copy.deepcopy(optimizer.state_dict())
+    checkpoint["state"][1]["exp_avg_sq"] = [0.0, 0.0]
+    with pytest.raises(ValueError, match="exp_avg_sq in state entry 1 of the checkpoint is a list"):
+        optimizer.load_state_dict(checkpoint)

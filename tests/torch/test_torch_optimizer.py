@@ -363,6 +363,22 @@ def test_state_dict_loads_weights_only():
     assert loaded["state"][0]["step"].item() == 2
 
 
+def test_numpy_hyperparams_load_weights_only():
+    params = make_params()
+    optimizer = VRAdam(params[:1], lr=np.float64(0.01), betas=(np.float32(0.8), 0.99))
+    optimizer.add_param_group({"params": params[1:], "weight_decay": np.array(0.1)})
+    buffer = io.BytesIO()
+    torch.save(optimizer.state_dict(), buffer)
+    buffer.seek(0)
+
+    # weights_only=True cannot unpickle numpy objects, so they are stored as floats.
+    loaded = torch.load(buffer, weights_only=True)
+    assert type(loaded["param_groups"][0]["lr"]) is float
+    assert type(loaded["param_groups"][0]["betas"][0]) is float
+    assert type(loaded["param_groups"][1]["weight_decay"]) is float
+    assert loaded["param_groups"][1]["weight_decay"] == 0.1
+
+
 def test_foreach_none_on_cpu_small_tensors():
     from vradam.torch.optimizer import _use_foreach
 
