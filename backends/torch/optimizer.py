@@ -237,29 +237,14 @@ class VRAdam(Optimizer):
             _check_saved_state(key, saved_state)
 
         super().load_state_dict(state_dict)
-        # A fused AdamW keeps t on the device even when not capturable, and the
-        # host path would then wait for the device once per tensor.
         for group, settings in zip(self.param_groups, execution, strict=True):
             group.update(settings)
             for key in _DROPPED_ON_LOAD:
                 group.pop(key, None)
             for p in group["params"]:
                 state = self.state.get(p)
-                if not state:
-                    continue
-                state.pop("max_exp_avg_sq", None)
-                # torch casts the moments of floating-point parameters only.
-                for key in ("exp_avg", "exp_avg_sq"):
-                    if key in state and state[key].dtype != p.dtype:
-                        state[key] = state[key].to(p.dtype)
-                if "step" in state:
-                    device = _local(p).device if group["capturable"] else "cpu"
-                    step = state["step"]
-                    # Older torch releases saved t as a Python number, which torch.optim.Adam
-                    # also converts to a tensor.
-                    if not isinstance(step, Tensor) or not step.is_floating_point():
-                        step = torch.as_tensor(step, dtype=_step_dtype())
-                    state["step"] = step.to(device)
+                if state:
+                    _fit_loaded_state(state, p, group["capturable"])
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a parameter group, which joins the shared S from the next step on.
@@ -962,6 +947,31 @@ def _check_saved_group(
         )
 
 
+def _fit_loaded_state(state: dict[str, Any], param: Tensor, capturable: bool) -> None:
+    """Drop AMSGrad's maximum, cast the moments to ``param``'s dtype and place t.
+
+    t goes where the step reads it: on the host, or on ``param``'s device when
+    ``capturable``.
+    """
+    state.pop("max_exp_avg_sq", None)
+    # torch casts the moments of floating-point parameters only.
+    for key in ("exp_avg", "exp_avg_sq"):
+        if key in state and state[key].dtype != param.dtype:
+            state[key] = state[key].to(param.dtype)
+
+    if "step" not in state:
+        return
+    step = state["step"]
+    # Older torch releases saved t as a Python number, and torch.optim.Adam
+    # converts it to a tensor as well.
+    if not isinstance(step, Tensor) or not step.is_floating_point():
+        step = torch.as_tensor(step, dtype=_step_dtype())
+    # A fused AdamW keeps t on the device even when not capturable, and the host
+    # path would then wait for the device once per tensor.
+    device = _local(param).device if capturable else "cpu"
+    state["step"] = step.to(device)
+
+
 def _check_saved_state(key: Any, state: Any) -> None:
     """Raise if the checkpoint's state entry ``key`` has only part of Adam's state.
 
@@ -980,7 +990,8 @@ def _check_saved_state(key: Any, state: Any) -> None:
     if missing:
         raise ValueError(
             f"Invalid checkpoint: {where} lacks {', '.join(map(repr, missing))}, so it does "
-            "not come from VRAdam or an Adam-like optimizer."
+            "not come from VRAdam or an Adam-like optimizer. Load a checkpoint saved by "
+            "VRAdam, torch.optim.AdamW or torch.optim.Adam."
         )
     for name in ("exp_avg", "exp_avg_sq"):
         if not isinstance(state[name], Tensor):

@@ -1,6 +1,6 @@
 """capturable=True: step counts on each parameter's device, and no host reads in a step.
 
-On the CPU the meta device stands in for an accelerator: a meta tensor has a shape
+On the CPU the meta device takes the place of an accelerator: a meta tensor has a shape
 and a dtype but no values, so any attempt to read one on the host raises. A step
 that runs on meta tensors therefore reads no device value, which is what a CUDA
 graph capture needs. The CUDA tests capture a real graph and run only with a GPU.
